@@ -167,9 +167,9 @@ class Contract(_Strict):
             parent = self.column(child.explode)
             if parent is None or parent.type != "list<string>":
                 raise ValueError(f"child {child.name!r}: explode must name a list<string> column")
-            for col in child.parent_columns:
-                if col not in known:
-                    raise ValueError(f"child {child.name!r}: parent column {col!r} is not a column")
+            for parent_column in child.parent_columns:
+                if parent_column not in known:
+                    raise ValueError(f"child {child.name!r}: parent column {parent_column!r} is not a column")
         return self
 
     def column(self, name: str) -> Column | None:
@@ -193,7 +193,7 @@ class Contract(_Strict):
         data = self.model_dump(mode="json", exclude_defaults=True)
         data["name"] = self.name
         data["format"] = self.format.model_dump(mode="json")
-        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+        return str(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
 
 
 def parse_contract(text: str, origin: str) -> Contract:
@@ -206,9 +206,7 @@ def parse_contract(text: str, origin: str) -> Contract:
     try:
         return Contract.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors())
         raise ContractError(f"{origin}: invalid contract: {problems}") from exc
 
 

@@ -28,9 +28,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("data"), description="Root of the local lake.")
     contracts_dir: Path = Field(default=Path("contracts"))
     dbt_project_dir: Path = Field(default=Path("dbt"))
-    scratch_dir: Path = Field(
-        default=Path(".lakehouse"), description="Local working files (dbt's DuckDB file, logs)."
-    )
+    scratch_dir: Path = Field(default=Path(".lakehouse"), description="Local working files (dbt's DuckDB file, logs).")
 
     # S3-compatible object storage (MinIO, AWS S3, a moto server).
     s3_endpoint_url: str | None = None

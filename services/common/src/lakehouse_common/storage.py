@@ -16,14 +16,16 @@ import os
 import tempfile
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+import boto3
 import pyarrow as pa
 import pyarrow.fs as pafs
+from botocore.config import Config
 
 from lakehouse_common.exceptions import ObjectNotFoundError, StorageError
 from lakehouse_common.settings import LAYERS, Settings
@@ -280,7 +282,7 @@ class S3LayerStore(LayerStore):
         if batch:
             self._delete_batch(batch)
 
-    def _delete_batch(self, keys: list[str]) -> None:
+    def _delete_batch(self, keys: Sequence[str]) -> None:
         self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True})
 
 
@@ -292,9 +294,6 @@ def s3_client(
     secret_access_key: str | None,
     path_style: bool = True,
 ) -> S3Client:
-    import boto3
-    from botocore.config import Config
-
     config = Config(
         s3={"addressing_style": "path" if path_style else "auto"},
         retries={"max_attempts": 5, "mode": "standard"},

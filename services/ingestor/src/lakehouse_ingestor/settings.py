@@ -1,0 +1,40 @@
+"""Ingestor settings, read from ``LAKEHOUSE_INGESTOR_*`` variables only when :func:`get_settings` runs.
+
+Where the lake lives is not configured here: that is :mod:`lakehouse_common.settings`
+(``LAKEHOUSE_*``). These settings only shape what the ingestor produces, for example
+``LAKEHOUSE_INGESTOR_SAMPLE_SIZE=500``.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from lakehouse_ingestor.exceptions import IngestorSettingsError
+
+HH_MAX_PER_PAGE = 100
+"""hh.ru answers at most 100 items per search page."""
+
+
+class IngestorSettings(BaseSettings):
+    """What the sample generator writes; the defaults give ~3000 vacancies over 2025."""
+
+    model_config = SettingsConfigDict(env_prefix="LAKEHOUSE_INGESTOR_", extra="ignore", frozen=True)
+
+    sample_seed: int = Field(default=20250101, description="Seed of the sample's random.Random.")
+    sample_size: int = Field(default=3000, ge=1, le=1_000_000, description="Number of vacancies.")
+    sample_start: date = Field(default=date(2025, 1, 1), description="First publication day (Moscow time).")
+    sample_days: int = Field(default=365, ge=1, le=3660, description="Length of the publication period.")
+    sample_window_days: int = Field(default=7, ge=1, le=366, description="Length of one search date window.")
+    sample_per_page: int = Field(default=HH_MAX_PER_PAGE, ge=1, le=HH_MAX_PER_PAGE)
+    sample_bad_records: bool = Field(default=True, description="Inject the documented bad records.")
+
+
+def get_settings(**overrides: object) -> IngestorSettings:
+    """Read the settings from the environment (plus explicit overrides, for tests and CLIs)."""
+    try:
+        return IngestorSettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise IngestorSettingsError(f"invalid LAKEHOUSE_INGESTOR_* settings: {exc}") from exc

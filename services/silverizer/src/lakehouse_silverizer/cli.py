@@ -1,0 +1,138 @@
+"""``lakehouse-silverize``: run pending bronze objects, one key, reprocess, show the load history."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+
+from lakehouse_common.contracts import ContractRegistry
+from lakehouse_common.exceptions import LakehouseError
+from lakehouse_common.ledger import LedgerEntry
+from lakehouse_common.settings import get_settings
+from lakehouse_silverizer.exceptions import ObjectNotPendingError
+from lakehouse_silverizer.runner import Silverizer
+from lakehouse_silverizer.settings import get_settings as get_silverizer_settings
+
+LEDGER_COLUMNS = (
+    ("finished_at", 19),
+    ("source", 16),
+    ("status", 10),
+    ("rows_in", 8),
+    ("rows_out", 8),
+    ("rows_quarantined", 6),
+    ("rows_deduplicated", 6),
+    ("seconds", 7),
+    ("key", 0),
+)
+HEADERS = {"rows_quarantined": "quar.", "rows_deduplicated": "dups", "rows_in": "in", "rows_out": "out"}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lakehouse-silverize", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every object")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="process the pending bronze objects of sources (default: all sources)")
+    run.add_argument("sources", nargs="*", help="source names; none means every source")
+    run.add_argument("--key", help="process only this bronze key (must be pending)")
+    run.add_argument("--strict", action="store_true", help="exit 1 when any object was quarantined whole")
+    again = sub.add_parser("reprocess", help="process objects again, replacing their silver outputs")
+    again.add_argument("source")
+    again.add_argument("--key", help="only this bronze key (default: every object of the source)")
+    ledger = sub.add_parser("ledger", help="show the load history")
+    ledger.add_argument("source", nargs="?")
+    ledger.add_argument("--limit", type=int, default=50)
+    ledger.add_argument("--json", action="store_true", help="one JSON object per line")
+    pending = sub.add_parser("pending", help="list bronze objects not yet in the ledger")
+    pending.add_argument("source", nargs="?")
+    sub.add_parser("sources", help="list sources: declared contracts and bronze prefixes")
+    contract = sub.add_parser("contract", help="print a source's contract (declared or inferred)")
+    contract.add_argument("source")
+    return parser
+
+
+def _table(entries: Sequence[LedgerEntry]) -> str:
+    lines = ["  ".join(HEADERS.get(name, name).ljust(width) for name, width in LEDGER_COLUMNS).rstrip()]
+    for entry in entries:
+        row = asdict(entry)
+        cells = []
+        for name, width in LEDGER_COLUMNS:
+            value = str(row[name])[:19] if name == "finished_at" else str(row[name])
+            cells.append(value.ljust(width))
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def _summary(entries: Sequence[LedgerEntry]) -> str:
+    if not entries:
+        return "nothing pending"
+    totals = {k: sum(getattr(e, k) for e in entries) for k in ("rows_in", "rows_out", "rows_quarantined")}
+    bad = [e for e in entries if e.status != "loaded"]
+    text = (
+        f"{len(entries)} object(s): {totals['rows_in']} rows in, {totals['rows_out']} out, "
+        f"{totals['rows_quarantined']} quarantined"
+    )
+    for entry in bad:
+        text += f"\n  {entry.status}: {entry.key}: {entry.reason}"
+    return text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        settings = get_settings()
+        silverizer = Silverizer(settings, ContractRegistry.from_dir(settings.contracts_dir), get_silverizer_settings())
+        if args.command == "run":
+            if args.key:
+                if len(args.sources) != 1:
+                    print("run --key needs exactly one source", file=sys.stderr)
+                    return 2
+                entries = [silverizer.run_key(args.sources[0], args.key)]
+            else:
+                entries = []
+                for source in args.sources or silverizer.sources():
+                    entries += silverizer.run_source(source).entries
+            print(_table(entries) if entries else "", end="\n" if entries else "")
+            print(_summary(entries))
+            return 1 if args.strict and any(e.status != "loaded" for e in entries) else 0
+        if args.command == "reprocess":
+            entries = silverizer.reprocess(args.source, args.key).entries
+            print(_table(entries))
+            print(_summary(entries))
+            return 0
+        if args.command == "ledger":
+            history = sorted(silverizer.ledger.entries(args.source), key=lambda e: e.finished_at)[-args.limit :]
+            if args.json:
+                for entry in history:
+                    print(json.dumps(asdict(entry), ensure_ascii=False))
+            else:
+                print(_table(history))
+            return 0
+        if args.command == "pending":
+            for source in [args.source] if args.source else silverizer.sources():
+                for info in silverizer.pending(source):
+                    print(f"{source}\t{info.key}\t{info.size}")
+            return 0
+        if args.command == "sources":
+            for source in silverizer.sources():
+                kind = "declared" if source in silverizer.registry else "inferred"
+                print(f"{source}\t{kind}")
+            return 0
+        if args.command == "contract":
+            print(silverizer.contract(args.source).to_yaml(), end="")
+            return 0
+    except ObjectNotPendingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    except LakehouseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 2

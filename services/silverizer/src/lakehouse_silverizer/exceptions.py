@@ -1,0 +1,46 @@
+"""Errors of the silverizer. Each names the bronze object and, where known, the row and field."""
+
+from __future__ import annotations
+
+from lakehouse_common.exceptions import LakehouseError
+
+
+class SilverizerError(LakehouseError):
+    """Base class for silverizer errors."""
+
+
+class FileUnreadableError(SilverizerError):
+    """The whole bronze object cannot be read: wrong encoding, truncated, empty, wrong shape."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key}: {reason}")
+        self.key = key
+        self.reason = reason
+
+
+class ExpectationFailedError(SilverizerError):
+    """An expectation with action ``fail`` did not hold: the object is rejected."""
+
+    def __init__(self, key: str, expectation: str, sql: str, row: int | None) -> None:
+        where = f" at row {row}" if row is not None else ""
+        self.reason = f"expectation {expectation!r} ({sql}) failed{where}; its action is 'fail'"
+        super().__init__(f"{key}: {self.reason}")
+        self.key = key
+        self.expectation = expectation
+        self.row = row
+
+
+class NewColumnsError(FileUnreadableError):
+    """Columns that the contract does not know arrived and the policy is ``fail``."""
+
+    def __init__(self, key: str, columns: list[str]) -> None:
+        super().__init__(
+            key,
+            f"new columns {', '.join(columns)} are not in the contract and on_new_columns is 'fail' "
+            "(valid policies: fail, rescue, add)",
+        )
+        self.columns = columns
+
+
+class ObjectNotPendingError(SilverizerError):
+    """``run --key`` named an object that the ledger already holds."""

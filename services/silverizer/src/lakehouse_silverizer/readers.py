@@ -1,0 +1,529 @@
+"""Streaming readers: bronze bytes to raw Arrow batches, one chunk at a time.
+
+A reader never holds a whole file: it cuts the stream into blocks at line breaks, so that each
+chunk knows its first line number, and parses chunks independently (in parallel, in the
+runner). Each chunk becomes a :class:`RawBatch`: one Arrow column per contract column holding
+the raw value (strings for CSV; typed values where the JSON fast path parsed them), the
+physical row number of every row, and the rows that could not be parsed at all.
+
+JSON and NDJSON take a fast path through pyarrow's JSON parser with an explicit schema built
+from the contract. Any chunk the fast path rejects (a bad line, a value of another JSON type)
+is parsed again line by line in Python, so that each bad row is reported with its number and
+text while the good rows go on.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+import pyarrow.json as pajson
+
+from lakehouse_common.contracts import Column, Contract
+from lakehouse_silverizer.exceptions import FileUnreadableError
+
+RAW_PREVIEW = 4000  # characters of raw text kept per quarantined row
+
+
+@dataclass(frozen=True)
+class RowError:
+    """A row that cannot go to silver, with where it came from and why."""
+
+    row: int | None
+    field: str | None
+    reason: str
+    raw: str
+
+
+@dataclass
+class RawBatch:
+    table: pa.Table
+    rows: pa.Array
+    errors: list[RowError] = field(default_factory=list)
+    raw_line: Callable[[int], str] | None = None
+    extra: dict[str, pa.Array] = field(default_factory=dict)
+
+    def raw_text(self, index: int) -> str:
+        if self.raw_line is not None:
+            return self.raw_line(index)[:RAW_PREVIEW]
+        row = {name: self.table.column(name)[index].as_py() for name in self.table.column_names}
+        return json.dumps(row, ensure_ascii=False, default=str)[:RAW_PREVIEW]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Whole lines of a bronze object; ``first_line`` is the 1-based number of its first line."""
+
+    data: bytes
+    first_line: int
+
+
+# ---------------------------------------------------------------------------------------------
+# Byte streams to chunks of whole lines
+# ---------------------------------------------------------------------------------------------
+def iter_chunks(stream: Any, block_size: int, first_line: int = 1, head: bytes = b"") -> Iterator[Chunk]:
+    """Cut a binary stream into chunks that end at a line break (the last one may not)."""
+    carry = head
+    line = first_line
+    while True:
+        block = stream.read(block_size)
+        if not block:
+            break
+        data = carry + bytes(block) if carry else bytes(block)
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            carry = data
+            continue
+        chunk, carry = data[: cut + 1], data[cut + 1 :]
+        yield Chunk(chunk, line)
+        line += chunk.count(b"\n")
+    if carry:
+        yield Chunk(carry, line)
+
+
+def read_first_line(stream: Any, block_size: int) -> tuple[bytes, bytes]:
+    """Read up to the first line break: returns (first line without the break, what follows)."""
+    buffered = b""
+    while True:
+        block = stream.read(block_size)
+        if not block:
+            return buffered, b""
+        buffered += bytes(block)
+        cut = buffered.find(b"\n")
+        if cut >= 0:
+            return buffered[:cut].rstrip(b"\r"), buffered[cut + 1 :]
+
+
+def line_of(data: bytes, index: int) -> str:
+    """The ``index``-th (0-based) line of a chunk, decoded leniently (error path only)."""
+    lines = data.split(b"\n")
+    return lines[index].rstrip(b"\r").decode("utf-8", "replace") if index < len(lines) else ""
+
+
+def to_utf8(chunk: Chunk, encoding: str, key: str) -> bytes:
+    """Return the chunk as UTF-8, or raise naming the first line that is not valid."""
+    try:
+        text = chunk.data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = chunk.first_line + chunk.data.count(b"\n", 0, exc.start)
+        raise FileUnreadableError(
+            key,
+            f"line {line} is not valid {encoding} (byte 0x{chunk.data[exc.start]:02x}); "
+            "set format.encoding in the contract to the file's real encoding",
+        ) from exc
+    if encoding in {"utf-8", "utf8"}:
+        return chunk.data
+    return text.encode("utf-8")
+
+
+# ---------------------------------------------------------------------------------------------
+# Paths: 'a.b' and 'list[].field'
+# ---------------------------------------------------------------------------------------------
+def split_path(path: str) -> list[tuple[str, bool]]:
+    """'professional_roles[].id' -> [('professional_roles', True), ('id', False)]."""
+    parts = []
+    for part in path.split("."):
+        is_list = part.endswith("[]")
+        parts.append((part[:-2] if is_list else part, is_list))
+    return parts
+
+
+def py_extract(record: Any, steps: list[tuple[str, bool]]) -> Any:
+    value = record
+    for i, (name, is_list) in enumerate(steps):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(name)
+        if is_list:
+            if value is None:
+                return None
+            if not isinstance(value, list):
+                return [value]
+            rest = steps[i + 1 :]
+            return [py_extract(item, rest) if rest else item for item in value]
+    return value
+
+
+def arrow_extract(array: pa.Array, steps: list[tuple[str, bool]]) -> pa.Array:
+    """The Arrow twin of :func:`py_extract` on a parsed struct array."""
+    value: pa.Array = array
+    for i, (name, is_list) in enumerate(steps):
+        value = pc.struct_field(value, name)
+        if is_list:
+            rest = steps[i + 1 :]
+            list_array = value
+            if isinstance(list_array, pa.ChunkedArray):
+                list_array = list_array.combine_chunks()
+            inner = list_array.values
+            if rest:
+                inner = arrow_extract(inner, rest)
+            offsets = list_array.offsets
+            return pa.ListArray.from_arrays(offsets, inner, mask=list_array.is_null())
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Python values (JSON documents, slow path) to raw string columns
+# ---------------------------------------------------------------------------------------------
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value) if isinstance(value, float) else str(value)
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def records_to_batch(
+    records: list[tuple[int, Any, str]],
+    contract: Contract,
+    errors: list[RowError],
+    extra_fields: list[str] | None = None,
+) -> RawBatch:
+    """Build a raw batch from (row number, parsed record, raw text) triples."""
+    columns: dict[str, pa.Array] = {}
+    for column in contract.columns:
+        steps = split_path(column.path)
+        values = [py_extract(rec, steps) for _, rec, _ in records]
+        if column.type == "list<string>":
+            lists = [None if v is None else [_text(x) for x in v] for v in values]
+            columns[column.name] = pa.array(lists, type=pa.list_(pa.string()))
+        else:
+            columns[column.name] = pa.array([_text(v) for v in values], type=pa.string())
+    raws = [raw for _, _, raw in records]
+    extra: dict[str, pa.Array] = {}
+    if extra_fields:
+        extra["_rescued_data"] = pa.array(
+            [
+                _rescued({k: rec.get(k) for k in extra_fields if isinstance(rec, dict) and k in rec})
+                for _, rec, _ in records
+            ],
+            type=pa.string(),
+        )
+    return RawBatch(
+        table=pa.table(columns) if columns else pa.table({"_": pa.nulls(len(records))}),
+        rows=pa.array([row for row, _, _ in records], type=pa.int64()),
+        errors=errors,
+        raw_line=lambda i: raws[i],
+        extra=extra,
+    )
+
+
+def _rescued(values: dict[str, Any]) -> str | None:
+    return json.dumps(values, ensure_ascii=False, sort_keys=True) if values else None
+
+
+def top_level_fields(contract: Contract) -> set[str]:
+    return {split_path(c.path)[0][0] for c in contract.columns}
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV
+# ---------------------------------------------------------------------------------------------
+class CsvReader:
+    """CSV with a header line; every contract column is read as text and typed later."""
+
+    def __init__(self, contract: Contract, key: str, block_size: int) -> None:
+        self.contract = contract
+        self.key = key
+        self.block_size = block_size
+        self.fmt = contract.format
+        self.header: list[str] = []
+        self.extra_columns: list[str] = []
+        self.rescue = False
+
+    def open(self, stream: Any) -> Iterator[Chunk]:
+        first, rest = read_first_line(stream, self.block_size)
+        if not first.strip() and not rest:
+            raise FileUnreadableError(self.key, "the file is empty (no header line)")
+        header_text = to_utf8(Chunk(first, 1), self.fmt.encoding, self.key).decode("utf-8").lstrip("\ufeff")
+        self.header = next(csv.reader([header_text], delimiter=self.fmt.delimiter, quotechar=self.fmt.quote_char))
+        self.header = [h.strip() for h in self.header]
+        if len(set(self.header)) != len(self.header):
+            dupes = sorted({h for h in self.header if self.header.count(h) > 1})
+            raise FileUnreadableError(self.key, f"header repeats column names: {', '.join(dupes)}")
+        wanted = [c.path for c in self.contract.columns]
+        missing = [c for c in wanted if c not in self.header]
+        if missing:
+            raise FileUnreadableError(
+                self.key,
+                f"header lacks contract columns {', '.join(missing)}; the header has: {', '.join(self.header)}",
+            )
+        self.extra_columns = [h for h in self.header if h not in wanted]
+        return iter_chunks(stream, self.block_size, first_line=2, head=rest)
+
+    def parse(self, chunk: Chunk) -> RawBatch:
+        data = to_utf8(chunk, self.fmt.encoding, self.key)
+        invalid: list[tuple[int, str, str]] = []
+
+        def on_invalid(row: pcsv.InvalidRow) -> str:
+            invalid.append(
+                (row.number or 0, row.text, f"expected {row.expected_columns} fields, found {row.actual_columns}")
+            )
+            return "skip"
+
+        include = [c.path for c in self.contract.columns]
+        if self.rescue:
+            include += self.extra_columns
+        try:
+            table = pcsv.read_csv(
+                io.BytesIO(data),
+                read_options=pcsv.ReadOptions(
+                    column_names=self.header, use_threads=False, block_size=max(len(data) + 1, 1 << 16)
+                ),
+                parse_options=pcsv.ParseOptions(
+                    delimiter=self.fmt.delimiter,
+                    quote_char=self.fmt.quote_char,
+                    newlines_in_values=self.fmt.multiline,
+                    ignore_empty_lines=True,
+                    invalid_row_handler=on_invalid,
+                ),
+                convert_options=pcsv.ConvertOptions(
+                    column_types=dict.fromkeys(include, pa.string()),
+                    include_columns=include,
+                    strings_can_be_null=True,
+                    quoted_strings_can_be_null=False,
+                ),
+            )
+        except pa.ArrowInvalid as exc:
+            raise FileUnreadableError(self.key, f"cannot parse CSV near line {chunk.first_line}: {exc}") from exc
+        bad = {number for number, _, _ in invalid}
+        n_lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+        if table.num_rows + len(invalid) == n_lines and len(bad) == len(invalid):
+            local = np.arange(1, n_lines + 1, dtype=np.int64)
+        else:  # blank lines (skipped by the parser): number the non-blank ones
+            local = np.array(
+                [i + 1 for i, line in enumerate(data.split(b"\n")[:n_lines]) if line.strip()], dtype=np.int64
+            )
+        if bad:
+            local = local[~np.isin(local, np.fromiter(bad, dtype=np.int64))]
+        if len(local) == table.num_rows:
+            rows = pa.array(local + (chunk.first_line - 1))
+        else:  # quoted line breaks: physical numbers are not known exactly, count records instead
+            rows = pa.array(np.arange(table.num_rows, dtype=np.int64) + chunk.first_line)
+        errors = [
+            RowError(
+                row=chunk.first_line + number - 1,
+                field=None,
+                reason=f"malformed CSV row: {why}",
+                raw=text[:RAW_PREVIEW],
+            )
+            for number, text, why in invalid
+        ]
+        rows_np = rows.to_numpy()
+        first = chunk.first_line
+
+        def raw_line(i: int) -> str:
+            return line_of(data, int(rows_np[i]) - first)
+
+        rename = {c.path: c.name for c in self.contract.columns}
+        columns = {rename[c]: table.column(c) for c in include if c in rename}
+        extra: dict[str, pa.Array] = {}
+        if self.rescue and self.extra_columns:
+            extra["_rescued_data"] = _rescue_columns({c: table.column(c) for c in self.extra_columns})
+        return RawBatch(table=pa.table(columns), rows=rows, errors=errors, raw_line=raw_line, extra=extra)
+
+
+def _rescue_columns(columns: dict[str, pa.ChunkedArray]) -> pa.Array:
+    names = list(columns)
+    values = [col.to_pylist() for col in columns.values()]
+    out = []
+    for row in zip(*values, strict=True):
+        present = {n: v for n, v in zip(names, row, strict=True) if v is not None}
+        out.append(_rescued(present))
+    return pa.array(out, type=pa.string())
+
+
+# ---------------------------------------------------------------------------------------------
+# NDJSON
+# ---------------------------------------------------------------------------------------------
+_LEAF_TYPES: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "int64": pa.int64(),
+    "float64": pa.float64(),
+    "bool": pa.bool_(),
+    "date": pa.string(),
+    "timestamp": pa.string(),
+}
+
+
+def json_parse_schema(columns: tuple[Column, ...]) -> pa.Schema | None:
+    """The explicit schema for pyarrow's JSON parser, or None when a column needs Python."""
+    tree: dict[str, Any] = {}
+    for column in columns:
+        if column.type == "json":
+            return None
+        steps = split_path(column.path)
+        node = tree
+        for i, (name, is_list) in enumerate(steps):
+            last = i == len(steps) - 1
+            if is_list:
+                if last:
+                    node[name] = ("list_leaf", pa.string())
+                else:
+                    entry = node.setdefault(name, ("list", {}))
+                    if entry[0] != "list":
+                        return None
+                    node = entry[1]
+            elif last:
+                node[name] = ("leaf", pa.string() if column.type == "list<string>" else _LEAF_TYPES[column.type])
+            else:
+                entry = node.setdefault(name, ("struct", {}))
+                if entry[0] != "struct":
+                    return None
+                node = entry[1]
+
+    def build(children: dict[str, Any]) -> list[pa.Field]:
+        fields = []
+        for name, (kind, payload) in children.items():
+            if kind == "leaf":
+                fields.append(pa.field(name, payload))
+            elif kind == "list_leaf":
+                fields.append(pa.field(name, pa.list_(payload)))
+            elif kind == "struct":
+                fields.append(pa.field(name, pa.struct(build(payload))))
+            else:
+                fields.append(pa.field(name, pa.list_(pa.struct(build(payload)))))
+        return fields
+
+    return pa.schema(build(tree))
+
+
+class NdjsonReader:
+    """One JSON object per line."""
+
+    def __init__(self, contract: Contract, key: str, block_size: int) -> None:
+        self.contract = contract
+        self.key = key
+        self.block_size = block_size
+        self.schema = None if contract.inferred else json_parse_schema(contract.columns)
+        self.steps = {c.name: split_path(c.path) for c in contract.columns}
+        self.extra_fields: list[str] | None = None
+
+    def open(self, stream: Any) -> Iterator[Chunk]:
+        first = stream.read(self.block_size)
+        if not first:
+            raise FileUnreadableError(self.key, "the file is empty")
+        return iter_chunks(stream, self.block_size, head=bytes(first))
+
+    def parse(self, chunk: Chunk) -> RawBatch:
+        data = to_utf8(chunk, self.contract.format.encoding, self.key)
+        if chunk.first_line == 1 and data.startswith(codecs.BOM_UTF8):
+            data = data[len(codecs.BOM_UTF8) :]
+        if self.schema is not None and self.extra_fields is None:
+            batch = self._fast(data, chunk.first_line)
+            if batch is not None:
+                return batch
+        return self._slow(data, chunk.first_line)
+
+    def _fast(self, data: bytes, first_line: int) -> RawBatch | None:
+        n_lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+        try:
+            table = pajson.read_json(
+                io.BytesIO(data),
+                read_options=pajson.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 16)),
+                parse_options=pajson.ParseOptions(explicit_schema=self.schema, unexpected_field_behavior="ignore"),
+            )
+        except pa.ArrowInvalid:
+            return None
+        if table.num_rows != n_lines:  # blank lines: numbering needs the slow path
+            return None
+        struct = table.to_struct_array()
+        columns = {name: arrow_extract(struct, steps) for name, steps in self.steps.items()}
+        rows = pa.array(np.arange(first_line, first_line + n_lines, dtype=np.int64))
+        return RawBatch(table=pa.table(columns), rows=rows, raw_line=lambda i: line_of(data, i))
+
+    def _slow(self, data: bytes, first_line: int) -> RawBatch:
+        records: list[tuple[int, Any, str]] = []
+        errors: list[RowError] = []
+        for offset, raw in enumerate(data.split(b"\n")):
+            text = raw.decode("utf-8", "replace").strip()
+            if not text:
+                continue
+            row = first_line + offset
+            try:
+                record = json.loads(text)
+            except json.JSONDecodeError as exc:
+                errors.append(RowError(row, None, f"invalid JSON: {exc.msg} at column {exc.colno}", text[:RAW_PREVIEW]))
+                continue
+            if not isinstance(record, dict):
+                errors.append(
+                    RowError(row, None, f"expected a JSON object, got {type(record).__name__}", text[:RAW_PREVIEW])
+                )
+                continue
+            records.append((row, record, text))
+        return records_to_batch(records, self.contract, errors, self.extra_fields)
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON documents (an API page: the records sit at records_path)
+# ---------------------------------------------------------------------------------------------
+class JsonDocumentReader:
+    """One JSON document per object; records at ``format.records_path`` (or the document itself)."""
+
+    def __init__(self, contract: Contract, key: str, max_bytes: int, batch_rows: int) -> None:
+        self.contract = contract
+        self.key = key
+        self.max_bytes = max_bytes
+        self.batch_rows = batch_rows
+        self.extra_fields: list[str] | None = None
+
+    def load(self, stream: Any) -> list[Any]:
+        data = bytes(stream.read(self.max_bytes + 1))
+        if len(data) > self.max_bytes:
+            raise FileUnreadableError(
+                self.key,
+                f"document is larger than {self.max_bytes >> 20} MiB; store big sources as ndjson "
+                "(or raise LAKEHOUSE_SILVERIZER_MAX_DOCUMENT_MB)",
+            )
+        if not data.strip():
+            raise FileUnreadableError(self.key, "the file is empty")
+        text = to_utf8(Chunk(data, 1), self.contract.format.encoding, self.key).decode("utf-8").lstrip("\ufeff")
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise FileUnreadableError(
+                self.key, f"invalid or truncated JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            ) from exc
+        path = self.contract.format.records_path
+        records: Any = document
+        if path:
+            for name in path.split("."):
+                if not isinstance(records, dict) or name not in records:
+                    keys = ", ".join(sorted(records)) if isinstance(records, dict) else type(records).__name__
+                    raise FileUnreadableError(
+                        self.key, f"records_path {path!r} not found (at {name!r}; the document has: {keys})"
+                    )
+                records = records[name]
+        if isinstance(records, dict):
+            records = [records]
+        if not isinstance(records, list):
+            raise FileUnreadableError(self.key, f"records_path {path!r} is a {type(records).__name__}, not a list")
+        return records
+
+    def batches(self, records: list[Any]) -> Iterator[RawBatch]:
+        where = self.contract.format.records_path or "document"
+        for start in range(0, max(len(records), 1), self.batch_rows):
+            good: list[tuple[int, Any, str]] = []
+            errors: list[RowError] = []
+            for index, record in enumerate(records[start : start + self.batch_rows], start=start + 1):
+                raw = json.dumps(record, ensure_ascii=False)
+                if isinstance(record, dict):
+                    good.append((index, record, raw))
+                else:
+                    errors.append(
+                        RowError(index, None, f"{where}[{index - 1}] is a {type(record).__name__}, not an object", raw)
+                    )
+            yield records_to_batch(good, self.contract, errors, self.extra_fields)

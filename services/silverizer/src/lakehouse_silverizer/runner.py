@@ -1,0 +1,359 @@
+"""The silverizer run: every pending bronze object of a source, exactly once.
+
+For one object: stream it chunk by chunk (chunks are parsed and converted on a small thread
+pool, in order), de-duplicate on the primary key, write partitioned Parquet and quarantine
+through atomic writers, then record the ledger entry. The entry comes last, so a crash at any
+point leaves the object pending, and the rerun rewrites the same deterministically named
+outputs: the result is that of one clean run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import logging
+import time
+import zlib
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from lakehouse_common.contracts import Contract, ContractRegistry
+from lakehouse_common.exceptions import UnknownSourceError
+from lakehouse_common.ledger import Ledger, LedgerEntry, key_id
+from lakehouse_common.settings import Settings
+from lakehouse_common.storage import Lake, ObjectInfo
+from lakehouse_silverizer import infer
+from lakehouse_silverizer.exceptions import (
+    ExpectationFailedError,
+    FileUnreadableError,
+    NewColumnsError,
+    ObjectNotPendingError,
+)
+from lakehouse_silverizer.readers import Chunk, CsvReader, JsonDocumentReader, NdjsonReader, RawBatch
+from lakehouse_silverizer.settings import SilverizerSettings
+from lakehouse_silverizer.transform import Converted, KeySet, convert, evaluate, explode, silver_schema
+from lakehouse_silverizer.writers import BackgroundWorker, PartitionedParquetWriter, QuarantineWriter, utc_now
+
+log = logging.getLogger(__name__)
+RESCUE_FIELD = "_rescued_data"
+
+
+@dataclass
+class RunSummary:
+    source: str
+    entries: list[LedgerEntry] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[LedgerEntry]:
+        return [e for e in self.entries if e.status != "loaded"]
+
+
+def _ordered(pool: ThreadPoolExecutor, fn: Any, items: Iterator[Any], depth: int) -> Iterator[Any]:
+    """Map ``fn`` over ``items`` on the pool, yielding results in order, ``depth`` in flight."""
+    pending: deque[Future[Any]] = deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= depth:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+class Silverizer:
+    def __init__(
+        self, settings: Settings, registry: ContractRegistry, options: SilverizerSettings | None = None
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.options = options or SilverizerSettings()
+        self.lake = Lake(settings)
+        self.ledger = Ledger(self.lake.silver)
+
+    # -- sources and contracts ---------------------------------------------------------------
+    def sources(self) -> list[str]:
+        """Declared sources plus any bronze top-level prefix without a contract."""
+        found = set(self.registry.names())
+        for info in self.lake.bronze.list():
+            top = info.key.split("/", 1)[0]
+            if "/" in info.key and not top.startswith(("_", ".")):
+                found.add(top)
+        return sorted(found)
+
+    def contract(self, source: str, sample: ObjectInfo | None = None) -> Contract:
+        if source in self.registry:
+            return self.registry.get(source)
+        saved = infer.load_inferred(self.lake.silver, source)
+        if saved is not None:
+            return saved
+        if sample is None:
+            raise UnknownSourceError(source, self.registry.names())
+        contract = infer.infer_contract(self.lake.bronze, source, sample, self.options.block_size)
+        return infer.save_inferred(self.lake.silver, contract)
+
+    def objects(self, source: str) -> list[ObjectInfo]:
+        prefix = self.registry.get(source).prefix if source in self.registry else f"{source}/"
+        return [o for o in self.lake.bronze.list(prefix) if not o.key.rsplit("/", 1)[-1].startswith((".", "_"))]
+
+    def pending(self, source: str) -> list[ObjectInfo]:
+        return self.ledger.pending(source, self.objects(source))
+
+    # -- commands ----------------------------------------------------------------------------
+    def run_source(self, source: str) -> RunSummary:
+        summary = RunSummary(source)
+        for info in self.pending(source):
+            summary.entries.append(self.process(source, info))
+        return summary
+
+    def run_key(self, source: str, key: str, *, force: bool = False) -> LedgerEntry:
+        info = self.lake.bronze.stat(key)
+        if info is None:
+            raise FileUnreadableError(key, f"no such object in the bronze layer ({self.lake.bronze.uri(key)})")
+        existing = self.ledger.get(source, key, info.etag)
+        if existing is not None and not force:
+            raise ObjectNotPendingError(
+                f"{key} was processed at {existing.finished_at} (status {existing.status}); "
+                "use 'reprocess' to process it again"
+            )
+        return self.process(source, info)
+
+    def reprocess(self, source: str, key: str | None = None) -> RunSummary:
+        """Forget the ledger entries (of one key, or the whole source) and process again."""
+        targets = [o for o in self.objects(source) if key is None or o.key == key]
+        if key is not None and not targets:
+            raise FileUnreadableError(key, f"no such object under {source}/ in the bronze layer")
+        summary = RunSummary(source)
+        for info in targets:
+            summary.entries.append(self.process(source, info))
+        return summary
+
+    # -- one object --------------------------------------------------------------------------
+    def process(self, source: str, info: ObjectInfo) -> LedgerEntry:
+        started = time.perf_counter()
+        started_at = utc_now()
+        previous = self.ledger.history_of(source, info.key)
+        file_id = key_id(info.key)
+        quarantine = QuarantineWriter(self.lake.silver, source, info.key, file_id)
+        contract: Contract | None = None
+        try:
+            contract = self.contract(source, sample=info)
+            entry = self._convert(source, contract, info, quarantine, file_id)
+        except (FileUnreadableError, ExpectationFailedError) as exc:
+            quarantine.abort()
+            quarantine = QuarantineWriter(self.lake.silver, source, info.key, file_id)
+            reason = exc.reason
+            quarantine.write_file_reason(reason)
+            status = "unreadable" if isinstance(exc, FileUnreadableError) else "rejected"
+            log.warning("%s %s: %s", status, info.key, reason)
+            entry = LedgerEntry(
+                source=source,
+                key=info.key,
+                etag=info.etag,
+                size=info.size,
+                status=status,  # type: ignore[arg-type]
+                contract_version=contract.fingerprint if contract else "none",
+                reason=reason,
+            )
+        entry.quarantine = quarantine.close()
+        stale = {key for old in previous for key in old.outputs} - set(entry.outputs)
+        if entry.quarantine is None:
+            stale |= {old.quarantine for old in previous if old.quarantine}
+        if stale:
+            self.lake.silver.delete(sorted(stale))
+        entry.started_at = started_at
+        entry.finished_at = utc_now()
+        entry.seconds = round(time.perf_counter() - started, 3)
+        self.ledger.record(entry)
+        log.info(
+            "%s %s: %d in, %d out, %d quarantined, %d duplicates (%.2fs)",
+            entry.status,
+            info.key,
+            entry.rows_in,
+            entry.rows_out,
+            entry.rows_quarantined,
+            entry.rows_deduplicated,
+            entry.seconds,
+        )
+        return entry
+
+    def _batches(self, contract: Contract, info: ObjectInfo, stream: Any) -> tuple[Iterator[RawBatch], list[str]]:
+        """Raw batches of one object, and (for inferred contracts) the fields it has beyond them."""
+        opts = self.options
+        rescue = contract.inferred and contract.on_new_columns == "rescue"
+        if contract.format.type == "json":
+            doc_reader = JsonDocumentReader(contract, info.key, opts.max_document_mb << 20, opts.row_group_rows)
+            records = doc_reader.load(stream)
+            extra = infer.new_fields(contract, records[:1000]) if contract.inferred else []
+            doc_reader.extra_fields = extra if rescue and extra else None
+            return doc_reader.batches(records), extra
+        if contract.format.type == "ndjson":
+            nd_reader = NdjsonReader(contract, info.key, opts.block_size)
+            chunks = nd_reader.open(stream)
+            first = next(chunks, None)
+            extra = []
+            if contract.inferred and first is not None:
+                extra = infer.new_fields(contract, infer.sample_records(first.data))
+            nd_reader.extra_fields = extra if rescue and extra else None
+            return self._parallel(nd_reader.parse, _prepend(first, chunks)), extra
+        csv_reader = CsvReader(contract, info.key, opts.block_size)
+        chunks = csv_reader.open(stream)
+        extra = csv_reader.extra_columns if contract.inferred else []
+        csv_reader.rescue = rescue and bool(extra)
+        return self._parallel(csv_reader.parse, chunks), extra
+
+    def _parallel(self, parse: Any, chunks: Iterator[Chunk]) -> Iterator[RawBatch]:
+        if self.options.threads <= 1:
+            return (parse(c) for c in chunks)
+        return self._pooled(parse, chunks)
+
+    def _pooled(self, parse: Any, chunks: Iterator[Chunk]) -> Iterator[RawBatch]:
+        with ThreadPoolExecutor(self.options.threads, thread_name_prefix="silver-parse") as pool:
+            yield from _ordered(pool, parse, chunks, self.options.threads + 1)
+
+    @contextlib.contextmanager
+    def _open(self, info: ObjectInfo) -> Iterator[Any]:
+        with self.lake.bronze.open_input(info.key) as stream:
+            if info.key.endswith(".gz"):
+                with gzip.GzipFile(fileobj=stream, mode="rb") as unzipped:
+                    yield unzipped
+            else:
+                yield stream
+
+    def _convert(
+        self, source: str, contract: Contract, info: ObjectInfo, quarantine: QuarantineWriter, file_id: str
+    ) -> LedgerEntry:
+        if info.size == 0:
+            raise FileUnreadableError(info.key, "the file is empty (0 bytes)")
+        try:
+            with self._open(info) as stream:
+                batches, extra = self._batches(contract, info, stream)
+                if not extra or contract.on_new_columns == "rescue":
+                    return self._write(source, contract, info, quarantine, file_id, batches, extra)
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            raise FileUnreadableError(info.key, f"cannot decompress the object (truncated or corrupt): {exc}") from exc
+        if contract.on_new_columns == "fail":
+            raise NewColumnsError(info.key, extra)
+        evolved = infer.evolve(self.lake.silver, contract, extra)
+        log.info("contract %s evolved to version %d: added %s", source, evolved.version, ", ".join(extra))
+        return self._convert(source, evolved, info, quarantine, file_id)
+
+    def _write(
+        self,
+        source: str,
+        contract: Contract,
+        info: ObjectInfo,
+        quarantine: QuarantineWriter,
+        file_id: str,
+        batches: Iterator[RawBatch],
+        extra: list[str],
+    ) -> LedgerEntry:
+        opts = self.options
+        rescued = bool(extra) and contract.on_new_columns == "rescue"
+        main = PartitionedParquetWriter(
+            self.lake.silver,
+            contract.name,
+            silver_schema(contract.columns, rescued),
+            contract.partition,
+            file_id,
+            opts.row_group_rows,
+            opts.compression,
+            opts.compression_level,
+        )
+        children = {
+            child.name: PartitionedParquetWriter(
+                self.lake.silver,
+                child.name,
+                silver_schema([*(c for c in contract.columns if c.name in child.parent_columns), child.column]),
+                contract.partition
+                if contract.partition and contract.partition.column in child.parent_columns
+                else None,
+                file_id,
+                opts.row_group_rows,
+                opts.compression,
+                opts.compression_level,
+            )
+            for child in contract.children
+        }
+        keys = KeySet()
+        child_keys = {name: KeySet() for name in children}
+        writer = BackgroundWorker()
+        ingested = pa.scalar(info.modified, type=pa.timestamp("us", tz="UTC"))
+        entry = LedgerEntry(
+            source=source,
+            key=info.key,
+            etag=info.etag,
+            size=info.size,
+            status="loaded",
+            contract_version=contract.fingerprint,
+        )
+        if extra:
+            entry.warnings[f"new_columns[{contract.on_new_columns}]:{','.join(extra)}"] = 1
+        try:
+            for batch in batches:
+                converted = convert(batch, contract, info.key, rescued)
+                entry.rows_in += converted.rows_in
+                for name, count in converted.warnings.items():
+                    entry.warnings[name] = entry.warnings.get(name, 0) + count
+                table, rows = self._dedupe(converted, keys, entry)
+                if converted.errors:
+                    errors = converted.errors
+                    writer.submit(lambda errors=errors: quarantine.write(errors))  # type: ignore[misc]
+                    entry.rows_quarantined += sum(1 for e in errors if e.row is not None)
+                if table.num_rows == 0:
+                    continue
+                table = _with_meta(table, info.key, rows, ingested)
+                entry.rows_out += table.num_rows
+                writer.submit(lambda t=table: main.write(t))  # type: ignore[misc]
+                for child in contract.children:
+                    child_table, parent_idx = explode(table, child.explode, child.parent_columns, child.column)
+                    if child.primary_key and child_table.num_rows:
+                        _, hashes = evaluate(child_table, (), child.primary_key)
+                        assert hashes is not None
+                        keep = np.flatnonzero(child_keys[child.name].first_seen(hashes))
+                        child_table, parent_idx = child_table.take(pa.array(keep)), parent_idx[keep]
+                    child_table = _with_meta(child_table, info.key, rows[parent_idx], ingested)
+                    target = children[child.name]
+                    writer.submit(lambda t=child_table, w=target: w.write(t))  # type: ignore[misc]
+            writer.join()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                writer.join()
+            main.abort()
+            for child_writer in children.values():
+                child_writer.abort()
+            raise
+        entry.outputs = main.close()
+        for name, child_writer in children.items():
+            entry.outputs += child_writer.close()
+            entry.warnings[f"{name}_rows"] = child_writer.rows
+        return entry
+
+    @staticmethod
+    def _dedupe(converted: Converted, keys: KeySet, entry: LedgerEntry) -> tuple[pa.Table, np.ndarray]:
+        if converted.hashes is None:
+            return converted.table, converted.rows
+        first = keys.first_seen(converted.hashes)
+        duplicates = int((~first).sum())
+        if not duplicates:
+            return converted.table, converted.rows
+        entry.rows_deduplicated += duplicates
+        keep = np.flatnonzero(first)
+        return converted.table.take(pa.array(keep)), converted.rows[keep]
+
+
+def _prepend(first: Chunk | None, rest: Iterator[Chunk]) -> Iterator[Chunk]:
+    if first is not None:
+        yield first
+    yield from rest
+
+
+def _with_meta(table: pa.Table, key: str, rows: np.ndarray, ingested: pa.Scalar) -> pa.Table:
+    n = table.num_rows
+    table = table.append_column("_bronze_key", pa.repeat(pa.scalar(key, pa.string()), n))
+    table = table.append_column("_bronze_row", pa.array(rows, type=pa.int64()))
+    return table.append_column("_ingested_at", pa.repeat(ingested, n))

@@ -1,0 +1,26 @@
+"""Silverizer tuning, read from ``LAKEHOUSE_SILVERIZER_*`` when :func:`get_settings` is called."""
+
+from __future__ import annotations
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from lakehouse_common.exceptions import SettingsError
+
+
+class SilverizerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LAKEHOUSE_SILVERIZER_", extra="ignore", frozen=True)
+
+    block_size: int = Field(default=8 << 20, ge=1 << 16, description="Bytes of bronze parsed per chunk.")
+    row_group_rows: int = Field(default=128 * 1024, ge=1024, description="Rows buffered per Parquet row group.")
+    threads: int = Field(default=2, ge=1, le=64, description="Chunks parsed and converted in parallel.")
+    compression: str = "zstd"
+    compression_level: int | None = None
+    max_document_mb: int = Field(default=512, ge=1, description="Largest single JSON document (format json).")
+
+
+def get_settings(**overrides: object) -> SilverizerSettings:
+    try:
+        return SilverizerSettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(f"invalid LAKEHOUSE_SILVERIZER_* settings: {exc}") from exc

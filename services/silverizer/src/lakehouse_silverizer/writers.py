@@ -1,0 +1,226 @@
+"""Writers: partitioned Parquet for silver tables and JSON lines for quarantined rows.
+
+Output names derive only from the bronze key (``part-<key id>.parquet``), so reprocessing an
+object replaces its outputs and never duplicates them. Every object is written through the
+layer's atomic ``open_output``: a reader sees a whole file or none, and a failed run leaves
+nothing behind. Rows are buffered per partition into row groups of ``row_group_rows``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import queue
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, BinaryIO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from lakehouse_common.contracts import Partition
+from lakehouse_common.storage import LayerStore
+from lakehouse_silverizer.readers import RowError
+
+NULL_PARTITION = "__null__"
+_FORMATS = {"year": "%Y", "month": "%Y-%m", "day": "%Y-%m-%d"}
+
+
+def partition_values(table: pa.Table, partition: Partition) -> pa.Array:
+    column = table.column(partition.column)
+    if partition.granularity == "value":
+        values = pc.cast(column, pa.string())
+    else:
+        if pa.types.is_date(column.type):
+            column = pc.cast(column, pa.timestamp("s"))
+        values = pc.strftime(column, format=_FORMATS[partition.granularity])
+    values = pc.fill_null(values, NULL_PARTITION)
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+class PartitionedParquetWriter:
+    """Writes one silver table's rows of one bronze object, split by partition value."""
+
+    def __init__(
+        self,
+        store: LayerStore,
+        table_name: str,
+        schema: pa.Schema,
+        partition: Partition | None,
+        file_id: str,
+        row_group_rows: int,
+        compression: str = "zstd",
+        compression_level: int | None = None,
+    ) -> None:
+        self.store = store
+        self.table_name = table_name
+        self.schema = schema
+        self.partition = partition
+        self.file_id = file_id
+        self.row_group_rows = row_group_rows
+        self.compression = compression
+        self.compression_level = compression_level
+        self._stack = contextlib.ExitStack()
+        self._writers: dict[str, pq.ParquetWriter] = {}
+        self._buffers: dict[str, list[pa.Table]] = {}
+        self._buffered: dict[str, int] = {}
+        self.outputs: list[str] = []
+        self.rows = 0
+
+    def key_for(self, value: str | None) -> str:
+        name = f"part-{self.file_id}.parquet"
+        if self.partition is None or value is None:
+            return f"{self.table_name}/{name}"
+        safe = value.replace("/", "_")
+        return f"{self.table_name}/{self.partition.directory}={safe}/{name}"
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        table = table.cast(self.schema) if table.schema != self.schema else table
+        self.rows += table.num_rows
+        if self.partition is None:
+            self._buffer("", table)
+            return
+        values = partition_values(table, self.partition)
+        encoded = pc.dictionary_encode(values)
+        uniques = encoded.dictionary.to_pylist()
+        if len(uniques) == 1:
+            self._buffer(uniques[0], table)
+            return
+        indices = encoded.indices.to_numpy(zero_copy_only=False)
+        order = np.argsort(indices, kind="stable")
+        counts = np.bincount(indices, minlength=len(uniques))
+        start = 0
+        for code, value in enumerate(uniques):
+            stop = start + int(counts[code])
+            self._buffer(value, table.take(pa.array(order[start:stop])))
+            start = stop
+
+    def _buffer(self, value: str, table: pa.Table) -> None:
+        self._buffers.setdefault(value, []).append(table)
+        self._buffered[value] = self._buffered.get(value, 0) + table.num_rows
+        if self._buffered[value] >= self.row_group_rows:
+            self._flush(value)
+
+    def _flush(self, value: str) -> None:
+        parts = self._buffers.pop(value, [])
+        self._buffered.pop(value, None)
+        if not parts:
+            return
+        data = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+        writer = self._writers.get(value)
+        if writer is None:
+            key = self.key_for(value or None)
+            sink: BinaryIO = self._stack.enter_context(self.store.open_output(key))
+            writer = pq.ParquetWriter(
+                sink,
+                self.schema,
+                compression=self.compression,
+                compression_level=self.compression_level,
+                write_statistics=True,
+            )
+            self._writers[value] = writer
+            self.outputs.append(key)
+        writer.write_table(data, row_group_size=self.row_group_rows)
+
+    def close(self) -> list[str]:
+        """Flush, close and publish every partition file; returns their keys."""
+        for value in list(self._buffers):
+            self._flush(value)
+        for writer in self._writers.values():
+            writer.close()
+        self._stack.close()
+        return sorted(self.outputs)
+
+    def abort(self) -> None:
+        """Drop everything: temporary files are removed and nothing is published."""
+        for writer in self._writers.values():
+            with contextlib.suppress(Exception):
+                writer.close()
+        self._stack.__exit__(RuntimeError, RuntimeError("aborted"), None)
+
+
+class QuarantineWriter:
+    """JSON lines, one per rejected row: source, bronze key, row, field, reason, raw text."""
+
+    def __init__(self, store: LayerStore, source: str, bronze_key: str, file_id: str) -> None:
+        self.store = store
+        self.source = source
+        self.bronze_key = bronze_key
+        self.key = f"_quarantine/{source}/{file_id}.jsonl"
+        self._stack = contextlib.ExitStack()
+        self._sink: BinaryIO | None = None
+        self.rows = 0
+
+    def write(self, errors: list[RowError]) -> None:
+        if not errors:
+            return
+        if self._sink is None:
+            self._sink = self._stack.enter_context(self.store.open_output(self.key))
+        lines = [
+            json.dumps(
+                {
+                    "source": self.source,
+                    "bronze_key": self.bronze_key,
+                    "row": e.row,
+                    "field": e.field,
+                    "reason": e.reason,
+                    "raw": e.raw,
+                },
+                ensure_ascii=False,
+            )
+            for e in errors
+        ]
+        self._sink.write(("\n".join(lines) + "\n").encode())
+        self.rows += sum(1 for e in errors if e.row is not None)
+
+    def write_file_reason(self, reason: str) -> None:
+        self.write([RowError(None, None, reason, "")])
+
+    def close(self) -> str | None:
+        self._stack.close()
+        return self.key if self._sink is not None else None
+
+    def abort(self) -> None:
+        self._stack.__exit__(RuntimeError, RuntimeError("aborted"), None)
+        self._sink = None
+
+
+class BackgroundWorker:
+    """Runs submitted calls in order on one thread; the first error is raised to the caller."""
+
+    def __init__(self, depth: int = 4) -> None:
+        self._queue: queue.Queue[Callable[[], Any] | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._loop, name="silver-writer", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            if self._error is None:
+                try:
+                    job()
+                except BaseException as exc:
+                    self._error = exc
+
+    def submit(self, job: Callable[[], Any]) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(job)
+
+    def join(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
+def utc_now() -> str:
+    return datetime.now(tz=UTC).isoformat(timespec="milliseconds")
