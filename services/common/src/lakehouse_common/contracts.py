@@ -193,6 +193,7 @@ class Contract(_Strict):
         data = self.model_dump(mode="json", exclude_defaults=True)
         data["name"] = self.name
         data["format"] = self.format.model_dump(mode="json")
+        data["on_new_columns"] = self.on_new_columns
         return str(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
 
 

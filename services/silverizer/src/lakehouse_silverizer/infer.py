@@ -15,7 +15,6 @@ import csv
 import io
 import json
 import re
-import zlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -134,8 +133,6 @@ def _format_for(key: str) -> str:
 def _sample(store: LayerStore, info: ObjectInfo, limit: int) -> bytes:
     with store.open_input(info.key) as stream:
         data = bytes(stream.read(limit))
-    if info.key.endswith(".gz"):
-        data = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data, limit)
     if not data.strip():
         raise FileUnreadableError(info.key, "cannot infer a contract from an empty file")
     return data

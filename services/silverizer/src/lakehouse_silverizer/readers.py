@@ -299,23 +299,24 @@ class CsvReader:
             )
         except pa.ArrowInvalid as exc:
             raise FileUnreadableError(self.key, f"cannot parse CSV near line {chunk.first_line}: {exc}") from exc
-        bad = {number for number, _, _ in invalid}
+        # The parser numbers rows counting non-blank lines only; map them back to physical lines.
         n_lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
-        if table.num_rows + len(invalid) == n_lines and len(bad) == len(invalid):
-            local = np.arange(1, n_lines + 1, dtype=np.int64)
-        else:  # blank lines (skipped by the parser): number the non-blank ones
-            local = np.array(
+        if table.num_rows + len(invalid) == n_lines:
+            physical = np.arange(1, n_lines + 1, dtype=np.int64)
+        else:
+            physical = np.array(
                 [i + 1 for i, line in enumerate(data.split(b"\n")[:n_lines]) if line.strip()], dtype=np.int64
             )
-        if bad:
-            local = local[~np.isin(local, np.fromiter(bad, dtype=np.int64))]
-        if len(local) == table.num_rows:
+        bad = np.array(sorted({number - 1 for number, _, _ in invalid if 0 < number <= len(physical)}), dtype=np.int64)
+        local = np.delete(physical, bad) if len(bad) else physical
+        exact = len(local) == table.num_rows and len(bad) == len(invalid)
+        if exact:
             rows = pa.array(local + (chunk.first_line - 1))
         else:  # quoted line breaks: physical numbers are not known exactly, count records instead
             rows = pa.array(np.arange(table.num_rows, dtype=np.int64) + chunk.first_line)
         errors = [
             RowError(
-                row=chunk.first_line + number - 1,
+                row=chunk.first_line - 1 + (int(physical[number - 1]) if exact else number),
                 field=None,
                 reason=f"malformed CSV row: {why}",
                 raw=text[:RAW_PREVIEW],

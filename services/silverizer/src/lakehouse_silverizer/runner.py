@@ -10,10 +10,8 @@ outputs: the result is that of one clean run.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import logging
 import time
-import zlib
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -215,26 +213,20 @@ class Silverizer:
         with ThreadPoolExecutor(self.options.threads, thread_name_prefix="silver-parse") as pool:
             yield from _ordered(pool, parse, chunks, self.options.threads + 1)
 
-    @contextlib.contextmanager
-    def _open(self, info: ObjectInfo) -> Iterator[Any]:
-        with self.lake.bronze.open_input(info.key) as stream:
-            if info.key.endswith(".gz"):
-                with gzip.GzipFile(fileobj=stream, mode="rb") as unzipped:
-                    yield unzipped
-            else:
-                yield stream
-
     def _convert(
         self, source: str, contract: Contract, info: ObjectInfo, quarantine: QuarantineWriter, file_id: str
     ) -> LedgerEntry:
         if info.size == 0:
             raise FileUnreadableError(info.key, "the file is empty (0 bytes)")
         try:
-            with self._open(info) as stream:
+            # The layer decompresses by extension (.gz, .bz2, .zst, .lz4) while streaming.
+            with self.lake.bronze.open_input(info.key) as stream:
                 batches, extra = self._batches(contract, info, stream)
                 if not extra or contract.on_new_columns == "rescue":
                     return self._write(source, contract, info, quarantine, file_id, batches, extra)
-        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        except OSError as exc:
+            if not _is_decompression_error(info.key, exc):
+                raise  # storage trouble is transient: fail the run, the object stays pending
             raise FileUnreadableError(info.key, f"cannot decompress the object (truncated or corrupt): {exc}") from exc
         if contract.on_new_columns == "fail":
             raise NewColumnsError(info.key, extra)
@@ -320,6 +312,10 @@ class Silverizer:
                     target = children[child.name]
                     writer.submit(lambda t=child_table, w=target: w.write(t))  # type: ignore[misc]
             writer.join()
+            entry.outputs = main.close()
+            for name, child_writer in children.items():
+                entry.outputs += child_writer.close()
+                entry.warnings[f"{name}_rows"] = child_writer.rows
         except BaseException:
             with contextlib.suppress(Exception):
                 writer.join()
@@ -327,10 +323,6 @@ class Silverizer:
             for child_writer in children.values():
                 child_writer.abort()
             raise
-        entry.outputs = main.close()
-        for name, child_writer in children.items():
-            entry.outputs += child_writer.close()
-            entry.warnings[f"{name}_rows"] = child_writer.rows
         return entry
 
     @staticmethod
@@ -344,6 +336,16 @@ class Silverizer:
         entry.rows_deduplicated += duplicates
         keep = np.flatnonzero(first)
         return converted.table.take(pa.array(keep)), converted.rows[keep]
+
+
+_COMPRESSED = (".gz", ".bz2", ".zst", ".lz4")
+
+
+def _is_decompression_error(key: str, exc: OSError) -> bool:
+    message = str(exc).lower()
+    return key.endswith(_COMPRESSED) and any(
+        word in message for word in ("compress", "gzip", "zlib", "inflate", "bz2", "zstd", "lz4", "magic")
+    )
 
 
 def _prepend(first: Chunk | None, rest: Iterator[Chunk]) -> Iterator[Chunk]:

@@ -141,6 +141,7 @@ class PartitionedParquetWriter:
         for writer in self._writers.values():
             with contextlib.suppress(Exception):
                 writer.close()
+            writer.is_open = False  # its sink is discarded below; never write a footer later
         self._stack.__exit__(RuntimeError, RuntimeError("aborted"), None)
 
 
