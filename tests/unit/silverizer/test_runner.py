@@ -11,6 +11,7 @@ import pytest
 
 from lakehouse_common.ledger import Ledger
 from lakehouse_common.settings import Settings
+from lakehouse_silverizer import writers
 from lakehouse_silverizer.exceptions import ObjectNotPendingError
 from lakehouse_silverizer.runner import Silverizer
 
@@ -126,7 +127,7 @@ def test_outputs_are_partitioned_zstd_parquet_named_from_the_bronze_key(silveriz
 def test_unreadable_files_are_quarantined_whole_and_the_run_goes_on(
     silverizer: Silverizer, key: str, data: bytes, reason: str
 ) -> None:
-    source = key.split("/")[0]
+    source = key.split("/", maxsplit=1)[0]
     put(silverizer, key, data)
     put(
         silverizer,
@@ -183,8 +184,6 @@ def test_crash_in_the_middle_of_writing_leaves_no_partial_output(
     silverizer: Silverizer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     put(silverizer, "currency_rates/a.csv", RATES)
-    from lakehouse_silverizer import writers
-
     calls = {"n": 0}
     original = writers.PartitionedParquetWriter._flush
 

@@ -119,7 +119,7 @@ def test_fail_expectation_rejects_with_the_row() -> None:
         update={"expectations": (CONTRACT.expectations[0].model_copy(update={"action": "fail"}),)}
     )
     batch = _batch(vacancy_id=["1", "2"], salary_from=["1", "0"], currency=["RUR", "RUR"], published_at=[None, None])
-    with pytest.raises(ExpectationFailedError, match="'positive'.*at row 11"):
+    with pytest.raises(ExpectationFailedError, match=r"'positive'.*at row 11"):
         convert(batch, contract, "vac/x.ndjson")
 
 
