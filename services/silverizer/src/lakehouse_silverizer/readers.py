@@ -85,7 +85,7 @@ def iter_chunks(stream: Any, block_size: int, first_line: int = 1, head: bytes =
             continue
         chunk, carry = data[: cut + 1], data[cut + 1 :]
         yield Chunk(chunk, line)
-        line += chunk.count(b"\n")
+        line += int(np.count_nonzero(np.frombuffer(chunk, dtype=np.uint8) == 10))
     if carry:
         yield Chunk(carry, line)
 
@@ -103,14 +103,41 @@ def read_first_line(stream: Any, block_size: int) -> tuple[bytes, bytes]:
             return buffered[:cut].rstrip(b"\r"), buffered[cut + 1 :]
 
 
-def line_of(data: bytes, index: int) -> str:
-    """The ``index``-th (0-based) line of a chunk, decoded leniently (error path only)."""
-    lines = data.split(b"\n")
-    return lines[index].rstrip(b"\r").decode("utf-8", "replace") if index < len(lines) else ""
+class Lines:
+    """Random access to the lines of a chunk, indexed on first use (error path only)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self._starts: np.ndarray | None = None
+
+    def __call__(self, index: int) -> str:
+        if self._starts is None:
+            breaks = np.flatnonzero(np.frombuffer(self.data, dtype=np.uint8) == 10)
+            self._starts = np.concatenate(([0], breaks + 1))
+        if index >= len(self._starts):
+            return ""
+        start = int(self._starts[index])
+        end = self.data.find(b"\n", start)
+        raw = self.data[start : end if end >= 0 else len(self.data)]
+        return raw.rstrip(b"\r").decode("utf-8", "replace")
+
+
+def count_lines(data: bytes) -> int:
+    """Lines in a chunk (a last line without a break counts)."""
+    breaks = int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8) == 10))
+    return breaks + (0 if not data or data.endswith(b"\n") else 1)
+
+
+UTF8 = {"utf-8", "utf8"}
 
 
 def to_utf8(chunk: Chunk, encoding: str, key: str) -> bytes:
-    """Return the chunk as UTF-8, or raise naming the first line that is not valid."""
+    """Return the chunk as UTF-8, or raise naming the first line that is not valid.
+
+    UTF-8 input is returned as is: the readers validate it where they parse it.
+    """
+    if encoding in UTF8:
+        return chunk.data
     try:
         text = chunk.data.decode(encoding)
     except UnicodeDecodeError as exc:
@@ -120,9 +147,21 @@ def to_utf8(chunk: Chunk, encoding: str, key: str) -> bytes:
             f"line {line} is not valid {encoding} (byte 0x{chunk.data[exc.start]:02x}); "
             "set format.encoding in the contract to the file's real encoding",
         ) from exc
-    if encoding in {"utf-8", "utf8"}:
-        return chunk.data
     return text.encode("utf-8")
+
+
+def utf8_error(chunk: Chunk, key: str) -> FileUnreadableError:
+    """Name the first line of a chunk that is not valid UTF-8 (error path only)."""
+    try:
+        chunk.data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = chunk.first_line + chunk.data.count(b"\n", 0, exc.start)
+        return FileUnreadableError(
+            key,
+            f"line {line} is not valid utf-8 (byte 0x{chunk.data[exc.start]:02x}); "
+            "set format.encoding in the contract to the file's real encoding",
+        )
+    return FileUnreadableError(key, f"invalid UTF-8 near line {chunk.first_line}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -248,7 +287,11 @@ class CsvReader:
         first, rest = read_first_line(stream, self.block_size)
         if not first.strip() and not rest:
             raise FileUnreadableError(self.key, "the file is empty (no header line)")
-        header_text = to_utf8(Chunk(first, 1), self.fmt.encoding, self.key).decode("utf-8").lstrip("\ufeff")
+        header = Chunk(first, 1)
+        try:
+            header_text = to_utf8(header, self.fmt.encoding, self.key).decode("utf-8").lstrip("\ufeff")
+        except UnicodeDecodeError:
+            raise utf8_error(header, self.key) from None
         self.header = next(csv.reader([header_text], delimiter=self.fmt.delimiter, quotechar=self.fmt.quote_char))
         self.header = [h.strip() for h in self.header]
         if len(set(self.header)) != len(self.header):
@@ -298,9 +341,11 @@ class CsvReader:
                 ),
             )
         except pa.ArrowInvalid as exc:
+            if "UTF8" in str(exc):
+                raise utf8_error(Chunk(data, chunk.first_line), self.key) from exc
             raise FileUnreadableError(self.key, f"cannot parse CSV near line {chunk.first_line}: {exc}") from exc
         # The parser numbers rows counting non-blank lines only; map them back to physical lines.
-        n_lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+        n_lines = count_lines(data)
         if table.num_rows + len(invalid) == n_lines:
             physical = np.arange(1, n_lines + 1, dtype=np.int64)
         else:
@@ -325,9 +370,10 @@ class CsvReader:
         ]
         rows_np = rows.to_numpy()
         first = chunk.first_line
+        lines = Lines(data)
 
         def raw_line(i: int) -> str:
-            return line_of(data, int(rows_np[i]) - first)
+            return lines(int(rows_np[i]) - first)
 
         rename = {c.path: c.name for c in self.contract.columns}
         columns = {rename[c]: table.column(c) for c in include if c in rename}
@@ -412,6 +458,7 @@ class NdjsonReader:
         self.schema = None if contract.inferred else json_parse_schema(contract.columns)
         self.steps = {c.name: split_path(c.path) for c in contract.columns}
         self.extra_fields: list[str] | None = None
+        self.utf8 = contract.format.encoding in UTF8
 
     def open(self, stream: Any) -> Iterator[Chunk]:
         first = stream.read(self.block_size)
@@ -430,7 +477,7 @@ class NdjsonReader:
         return self._slow(data, chunk.first_line)
 
     def _fast(self, data: bytes, first_line: int) -> RawBatch | None:
-        n_lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+        n_lines = count_lines(data)
         try:
             table = pajson.read_json(
                 io.BytesIO(data),
@@ -442,15 +489,24 @@ class NdjsonReader:
         if table.num_rows != n_lines:  # blank lines: numbering needs the slow path
             return None
         struct = table.to_struct_array()
-        columns = {name: arrow_extract(struct, steps) for name, steps in self.steps.items()}
+        columns = pa.table({name: arrow_extract(struct, steps) for name, steps in self.steps.items()})
+        if self.utf8:
+            try:
+                columns.validate(full=True)  # pyarrow's JSON parser does not check UTF-8
+            except pa.ArrowInvalid:
+                raise utf8_error(Chunk(data, first_line), self.key) from None
         rows = pa.array(np.arange(first_line, first_line + n_lines, dtype=np.int64))
-        return RawBatch(table=pa.table(columns), rows=rows, raw_line=lambda i: line_of(data, i))
+        return RawBatch(table=columns, rows=rows, raw_line=Lines(data))
 
     def _slow(self, data: bytes, first_line: int) -> RawBatch:
         records: list[tuple[int, Any, str]] = []
         errors: list[RowError] = []
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise utf8_error(Chunk(data, first_line), self.key) from None
         for offset, raw in enumerate(data.split(b"\n")):
-            text = raw.decode("utf-8", "replace").strip()
+            text = raw.decode("utf-8").strip()
             if not text:
                 continue
             row = first_line + offset
@@ -491,7 +547,10 @@ class JsonDocumentReader:
             )
         if not data.strip():
             raise FileUnreadableError(self.key, "the file is empty")
-        text = to_utf8(Chunk(data, 1), self.contract.format.encoding, self.key).decode("utf-8").lstrip("\ufeff")
+        try:
+            text = to_utf8(Chunk(data, 1), self.contract.format.encoding, self.key).decode("utf-8").lstrip("\ufeff")
+        except UnicodeDecodeError:
+            raise utf8_error(Chunk(data, 1), self.key) from None
         try:
             document = json.loads(text)
         except json.JSONDecodeError as exc:

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +35,7 @@ from lakehouse_silverizer.exceptions import (
 )
 from lakehouse_silverizer.readers import Chunk, CsvReader, JsonDocumentReader, NdjsonReader, RawBatch
 from lakehouse_silverizer.settings import SilverizerSettings
-from lakehouse_silverizer.transform import Converted, KeySet, convert, evaluate, explode, silver_schema
+from lakehouse_silverizer.transform import KeySet, Prepared, convert, prepare, silver_schema
 from lakehouse_silverizer.writers import BackgroundWorker, PartitionedParquetWriter, QuarantineWriter, utc_now
 
 log = logging.getLogger(__name__)
@@ -179,8 +179,9 @@ class Silverizer:
         )
         return entry
 
-    def _batches(self, contract: Contract, info: ObjectInfo, stream: Any) -> tuple[Iterator[RawBatch], list[str]]:
-        """Raw batches of one object, and (for inferred contracts) the fields it has beyond them."""
+    def _batches(self, contract: Contract, info: ObjectInfo, stream: Any) -> tuple[Iterator[Prepared], list[str]]:
+        """Converted batches of one object, in order, and (for inferred contracts) the fields it
+        has beyond the contract. Chunks are parsed and converted on the thread pool."""
         opts = self.options
         rescue = contract.inferred and contract.on_new_columns == "rescue"
         if contract.format.type == "json":
@@ -188,7 +189,12 @@ class Silverizer:
             records = doc_reader.load(stream)
             extra = infer.new_fields(contract, records[:1000]) if contract.inferred else []
             doc_reader.extra_fields = extra if rescue and extra else None
-            return doc_reader.batches(records), extra
+            rescued = bool(doc_reader.extra_fields)
+            ingested = _ingested(info)
+            return (
+                prepare(convert(b, contract, info.key, rescued), contract, info.key, ingested)
+                for b in doc_reader.batches(records)
+            ), extra
         if contract.format.type == "ndjson":
             nd_reader = NdjsonReader(contract, info.key, opts.block_size)
             chunks = nd_reader.open(stream)
@@ -197,21 +203,34 @@ class Silverizer:
             if contract.inferred and first is not None:
                 extra = infer.new_fields(contract, infer.sample_records(first.data))
             nd_reader.extra_fields = extra if rescue and extra else None
-            return self._parallel(nd_reader.parse, _prepend(first, chunks)), extra
+            rescued = bool(nd_reader.extra_fields)
+            return self._parallel(nd_reader.parse, contract, info, _prepend(first, chunks), rescued), extra
         csv_reader = CsvReader(contract, info.key, opts.block_size)
         chunks = csv_reader.open(stream)
         extra = csv_reader.extra_columns if contract.inferred else []
         csv_reader.rescue = rescue and bool(extra)
-        return self._parallel(csv_reader.parse, chunks), extra
+        return self._parallel(csv_reader.parse, contract, info, chunks, csv_reader.rescue), extra
 
-    def _parallel(self, parse: Any, chunks: Iterator[Chunk]) -> Iterator[RawBatch]:
+    def _parallel(
+        self,
+        parse: Callable[[Chunk], RawBatch],
+        contract: Contract,
+        info: ObjectInfo,
+        chunks: Iterator[Chunk],
+        rescued: bool,
+    ) -> Iterator[Prepared]:
+        ingested = _ingested(info)
+
+        def work(chunk: Chunk) -> Prepared:
+            return prepare(convert(parse(chunk), contract, info.key, rescued), contract, info.key, ingested)
+
         if self.options.threads <= 1:
-            return (parse(c) for c in chunks)
-        return self._pooled(parse, chunks)
+            return (work(c) for c in chunks)
+        return self._pooled(work, chunks)
 
-    def _pooled(self, parse: Any, chunks: Iterator[Chunk]) -> Iterator[RawBatch]:
+    def _pooled(self, work: Callable[[Chunk], Prepared], chunks: Iterator[Chunk]) -> Iterator[Prepared]:
         with ThreadPoolExecutor(self.options.threads, thread_name_prefix="silver-parse") as pool:
-            yield from _ordered(pool, parse, chunks, self.options.threads + 1)
+            yield from _ordered(pool, work, chunks, self.options.threads + 1)
 
     def _convert(
         self, source: str, contract: Contract, info: ObjectInfo, quarantine: QuarantineWriter, file_id: str
@@ -241,7 +260,7 @@ class Silverizer:
         info: ObjectInfo,
         quarantine: QuarantineWriter,
         file_id: str,
-        batches: Iterator[RawBatch],
+        batches: Iterator[Prepared],
         extra: list[str],
     ) -> LedgerEntry:
         opts = self.options
@@ -271,10 +290,10 @@ class Silverizer:
             )
             for child in contract.children
         }
-        keys = KeySet()
-        child_keys = {name: KeySet() for name in children}
+        expected = max(1, info.size // 64)  # a generous guess of the row count, to size the key set
+        keys = KeySet(expected)
+        child_keys = {name: KeySet(expected) for name in children}
         writer = BackgroundWorker()
-        ingested = pa.scalar(info.modified, type=pa.timestamp("us", tz="UTC"))
         entry = LedgerEntry(
             source=source,
             key=info.key,
@@ -287,30 +306,26 @@ class Silverizer:
             entry.warnings[f"new_columns[{contract.on_new_columns}]:{','.join(extra)}"] = 1
         try:
             for batch in batches:
-                converted = convert(batch, contract, info.key, rescued)
-                entry.rows_in += converted.rows_in
-                for name, count in converted.warnings.items():
+                entry.rows_in += batch.rows_in
+                for name, count in batch.warnings.items():
                     entry.warnings[name] = entry.warnings.get(name, 0) + count
-                table, rows = self._dedupe(converted, keys, entry)
-                if converted.errors:
-                    errors = converted.errors
+                if batch.errors:
+                    errors = batch.errors
                     writer.submit(lambda errors=errors: quarantine.write(errors))  # type: ignore[misc]
                     entry.rows_quarantined += sum(1 for e in errors if e.row is not None)
-                if table.num_rows == 0:
-                    continue
-                table = _with_meta(table, info.key, rows, ingested)
-                entry.rows_out += table.num_rows
-                writer.submit(lambda t=table: main.write(t))  # type: ignore[misc]
-                for child in contract.children:
-                    child_table, parent_idx = explode(table, child.explode, child.parent_columns, child.column)
-                    if child.primary_key and child_table.num_rows:
-                        _, hashes = evaluate(child_table, (), child.primary_key)
-                        assert hashes is not None
-                        keep = np.flatnonzero(child_keys[child.name].first_seen(hashes))
-                        child_table, parent_idx = child_table.take(pa.array(keep)), parent_idx[keep]
-                    child_table = _with_meta(child_table, info.key, rows[parent_idx], ingested)
-                    target = children[child.name]
-                    writer.submit(lambda t=child_table, w=target: w.write(t))  # type: ignore[misc]
+                keep = keys.first_seen_distinct(*batch.keys, batch.rows) if batch.keys else None
+                kept = batch.rows if keep is None else int(keep.sum())
+                entry.rows_deduplicated += batch.rows - kept
+                entry.rows_out += kept
+                pieces = batch.main.select(keep)
+                writer.submit(lambda pieces=pieces: main.write(pieces))  # type: ignore[misc]
+                for name, (split, parent, child_hashes) in batch.children.items():
+                    child_keep = keep[parent] if keep is not None else np.ones(len(parent), dtype=bool)
+                    if child_hashes is not None:
+                        child_keep &= child_keys[name].first_seen_distinct(*child_hashes, len(parent))
+                    target = children[name]
+                    child_pieces = split.select(child_keep)
+                    writer.submit(lambda p=child_pieces, w=target: w.write(p))  # type: ignore[misc]
             writer.join()
             entry.outputs = main.close()
             for name, child_writer in children.items():
@@ -325,18 +340,6 @@ class Silverizer:
             raise
         return entry
 
-    @staticmethod
-    def _dedupe(converted: Converted, keys: KeySet, entry: LedgerEntry) -> tuple[pa.Table, np.ndarray]:
-        if converted.hashes is None:
-            return converted.table, converted.rows
-        first = keys.first_seen(converted.hashes)
-        duplicates = int((~first).sum())
-        if not duplicates:
-            return converted.table, converted.rows
-        entry.rows_deduplicated += duplicates
-        keep = np.flatnonzero(first)
-        return converted.table.take(pa.array(keep)), converted.rows[keep]
-
 
 _COMPRESSED = (".gz", ".bz2", ".zst", ".lz4")
 
@@ -348,14 +351,12 @@ def _is_decompression_error(key: str, exc: OSError) -> bool:
     )
 
 
+def _ingested(info: ObjectInfo) -> pa.Scalar:
+    """The bronze object's time: the same for every rerun of the same object version."""
+    return pa.scalar(info.modified, type=pa.timestamp("us", tz="UTC"))
+
+
 def _prepend(first: Chunk | None, rest: Iterator[Chunk]) -> Iterator[Chunk]:
     if first is not None:
         yield first
     yield from rest
-
-
-def _with_meta(table: pa.Table, key: str, rows: np.ndarray, ingested: pa.Scalar) -> pa.Table:
-    n = table.num_rows
-    table = table.append_column("_bronze_key", pa.repeat(pa.scalar(key, pa.string()), n))
-    table = table.append_column("_bronze_row", pa.array(rows, type=pa.int64()))
-    return table.append_column("_ingested_at", pa.repeat(ingested, n))

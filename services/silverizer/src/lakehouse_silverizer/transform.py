@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from lakehouse_common.contracts import Column, Contract, Expectation
 from lakehouse_silverizer.exceptions import ExpectationFailedError
 from lakehouse_silverizer.readers import RawBatch, RowError
+from lakehouse_silverizer.writers import Split, split_by_partition
 
 ARROW_TYPES: dict[str, pa.DataType] = {
     "string": pa.string(),
@@ -93,7 +94,7 @@ def cast_column(array: pa.Array, column: Column) -> tuple[pa.Array, np.ndarray |
     """Cast to the contract type. Returns (typed array, mask of bad rows or None, reason)."""
     target = ARROW_TYPES[column.type]
     if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
+        array = array.chunk(0) if array.num_chunks == 1 else array.combine_chunks()
     if array.type == target:
         return array, None, ""
     if column.type in {"date", "timestamp"}:
@@ -257,32 +258,122 @@ def convert(batch: RawBatch, contract: Contract, key: str, rescued: bool = False
     return Converted(table=table, rows=rows, hashes=hashes, errors=errors, rows_in=rows_in, warnings=warnings)
 
 
-class KeySet:
-    """Seen primary-key hashes, kept as sorted uint64 runs (8 bytes a key, no Python objects)."""
+def distinct(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct hashes of a batch (0 reserved as the empty slot) and where each first occurs."""
+    keys = np.where(hashes == 0, np.uint64(1), hashes).astype(np.uint64, copy=False)
+    unique, first_index = np.unique(keys, return_index=True)
+    return unique, first_index
 
-    def __init__(self) -> None:
-        self._runs: list[np.ndarray] = []
+
+class KeySet:
+    """Seen primary-key hashes: an open-addressing hash table of uint64 in one numpy array.
+
+    Inserting a batch is a few vectorised probing rounds, so the cost per row stays flat as the
+    set grows; memory is 16 bytes per key at most (the table is kept under half full).
+    A 64-bit hash makes a false duplicate vanishingly rare (about n²/2⁶⁵: 3e-7 for 10⁶ keys).
+    """
+
+    def __init__(self, expected: int = 1 << 15) -> None:
+        capacity = 1 << max(16, int(2 * max(expected, 1) - 1).bit_length())
+        self._table = np.zeros(capacity, dtype=np.uint64)
+        self._count = 0
 
     def __len__(self) -> int:
-        return sum(len(r) for r in self._runs)
+        return self._count
 
     def first_seen(self, hashes: np.ndarray) -> np.ndarray:
         """Mask of rows whose key appears for the first time (earlier rows and batches win)."""
-        if len(hashes) == 0:
-            return np.zeros(0, dtype=bool)
-        _, first_index = np.unique(hashes, return_index=True)
-        mask = np.zeros(len(hashes), dtype=bool)
-        mask[first_index] = True
-        for run in self._runs:
-            pos = np.searchsorted(run, hashes)
-            pos[pos == len(run)] = 0
-            mask &= run[pos] != hashes
-        new = np.sort(hashes[mask])
-        if len(new):
-            self._runs.append(new)
-            if len(self._runs) > 8:
-                self._runs = [np.sort(np.concatenate(self._runs))]
+        return self.first_seen_distinct(*distinct(hashes), len(hashes))
+
+    def first_seen_distinct(self, unique: np.ndarray, first_index: np.ndarray, rows: int) -> np.ndarray:
+        """:meth:`first_seen` with the batch's :func:`distinct` already computed (off this thread)."""
+        mask = np.zeros(rows, dtype=bool)
+        if rows == 0:
+            return mask
+        while (self._count + len(unique)) * 2 > len(self._table):
+            self._grow()
+        inserted = self._insert(self._table, unique)
+        self._count += int(inserted.sum())
+        mask[first_index[inserted]] = True
         return mask
+
+    def _grow(self) -> None:
+        old = self._table[self._table != 0]
+        self._table = np.zeros(len(self._table) * 2, dtype=np.uint64)
+        self._insert(self._table, old)
+
+    @staticmethod
+    def _insert(table: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        """Insert distinct keys; returns which were absent before."""
+        size_mask = np.uint64(len(table) - 1)
+        inserted = np.zeros(len(keys), dtype=bool)
+        pending = np.arange(len(keys))
+        slots = (keys & size_mask).astype(np.int64)
+        while len(pending):
+            key = keys[pending]
+            slot = slots[pending]
+            current = table[slot]
+            found = current == key
+            empty = current == 0
+            candidates = np.flatnonzero(empty)
+            won = np.zeros(len(pending), dtype=bool)
+            if len(candidates):
+                # Several keys may aim at one free slot: the last write stays, and it is the winner.
+                table[slot[candidates]] = key[candidates]
+                winners = candidates[table[slot[candidates]] == key[candidates]]
+                inserted[pending[winners]] = True
+                won[winners] = True
+            collided = ~found & ~empty
+            slots[pending[collided]] = (slot[collided] + 1) & int(size_mask)
+            pending = pending[~(found | won)]
+        return inserted
+
+
+@dataclass
+class Prepared:
+    """A batch ready to write: each output table split by partition, plus what the ledger counts."""
+
+    main: Split
+    keys: tuple[np.ndarray, np.ndarray] | None
+    rows: int
+    children: dict[str, tuple[Split, np.ndarray, tuple[np.ndarray, np.ndarray] | None]]
+    errors: list[RowError]
+    rows_in: int
+    warnings: dict[str, int]
+
+
+def with_meta(table: pa.Table, key: str, rows: np.ndarray, ingested: pa.Scalar) -> pa.Table:
+    n = table.num_rows
+    table = table.append_column("_bronze_key", pa.repeat(pa.scalar(key, pa.string()), n))
+    table = table.append_column("_bronze_row", pa.array(rows, type=pa.int64()))
+    return table.append_column("_ingested_at", pa.repeat(ingested, n))
+
+
+def prepare(converted: Converted, contract: Contract, key: str, ingested: pa.Scalar) -> Prepared:
+    """Everything per batch that does not depend on earlier batches (it runs on the pool)."""
+    table = with_meta(converted.table, key, converted.rows, ingested)
+    children = {}
+    for child in contract.children:
+        child_table, parent = explode(table, child.explode, child.parent_columns, child.column)
+        child_table = with_meta(child_table, key, converted.rows[parent], ingested)
+        child_hashes = evaluate(child_table, (), child.primary_key)[1] if child.primary_key else None
+        partition = contract.partition
+        if partition is not None and partition.column not in child.parent_columns:
+            partition = None
+        children[child.name] = (
+            split_by_partition(child_table, partition),
+            parent,
+            distinct(child_hashes) if child_hashes is not None else None,
+        )
+    return Prepared(
+        main=split_by_partition(table, contract.partition),
+        keys=distinct(converted.hashes) if converted.hashes is not None else None,
+        rows=table.num_rows,
+        children=children,
+        errors=converted.errors,
+        rows_in=converted.rows_in,
+        warnings=converted.warnings,
+    )
 
 
 def explode(

@@ -13,6 +13,7 @@ import json
 import queue
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
@@ -41,6 +42,65 @@ def partition_values(table: pa.Table, partition: Partition) -> pa.Array:
     return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
+@dataclass
+class Split:
+    """Rows bound for one silver table, one compact table per partition value.
+
+    Each piece keeps the batch positions of its rows, so that a mask computed in batch order
+    (de-duplication keeps the first occurrence) selects the right rows.
+    """
+
+    pieces: list[tuple[str, pa.Table, np.ndarray | None]]
+
+    def select(self, keep: np.ndarray | None) -> list[tuple[str, pa.Table]]:
+        selected = []
+        for value, table, positions in self.pieces:
+            mask = None if keep is None else (keep if positions is None else keep[positions])
+            if mask is None or mask.all():
+                selected.append((value, table))
+            elif mask.any():
+                selected.append((value, table.filter(pa.array(mask))))
+        return selected
+
+
+def split_by_partition(table: pa.Table, partition: Partition | None) -> Split:
+    if partition is None or table.num_rows == 0:
+        return Split([("", table, None)])
+    encoded = pc.dictionary_encode(partition_values(table, partition))
+    values = encoded.dictionary.to_pylist()
+    if len(values) == 1:
+        return Split([(values[0], table, None)])
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.concatenate(([0], np.cumsum(np.bincount(codes, minlength=len(values)))))
+    pieces = []
+    for i, value in enumerate(values):
+        positions = order[bounds[i] : bounds[i + 1]]
+        pieces.append((value, table.take(pa.array(positions)), positions))
+    return Split(pieces)
+
+
+LONG_TEXT_BYTES = 48
+
+
+def encoding_options(table: pa.Table) -> tuple[list[str], list[str]]:
+    """Columns worth a dictionary and min/max statistics: all but long free text.
+
+    Dictionary-encoding and min/max of long, mostly unique strings (descriptions, snippets)
+    cost much CPU and save nothing; the first batch of a file decides, so outputs stay
+    deterministic.
+    """
+    chosen = []
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            present = max(column.length() - column.null_count, 1)
+            data_bytes = sum(chunk.buffers()[2].size if chunk.buffers()[2] else 0 for chunk in column.chunks)
+            if data_bytes / present > LONG_TEXT_BYTES:
+                continue
+        chosen.append(name)
+    return chosen, chosen
+
+
 class PartitionedParquetWriter:
     """Writes one silver table's rows of one bronze object, split by partition value."""
 
@@ -54,6 +114,7 @@ class PartitionedParquetWriter:
         row_group_rows: int,
         compression: str = "zstd",
         compression_level: int | None = None,
+        max_buffered_bytes: int = 128 << 20,
     ) -> None:
         self.store = store
         self.table_name = table_name
@@ -63,10 +124,13 @@ class PartitionedParquetWriter:
         self.row_group_rows = row_group_rows
         self.compression = compression
         self.compression_level = compression_level
+        self.max_buffered_bytes = max_buffered_bytes
         self._stack = contextlib.ExitStack()
         self._writers: dict[str, pq.ParquetWriter] = {}
         self._buffers: dict[str, list[pa.Table]] = {}
         self._buffered: dict[str, int] = {}
+        self._bytes: dict[str, int] = {}
+        self._encoding: tuple[list[str], list[str]] | None = None
         self.outputs: list[str] = []
         self.rows = 0
 
@@ -77,51 +141,44 @@ class PartitionedParquetWriter:
         safe = value.replace("/", "_")
         return f"{self.table_name}/{self.partition.directory}={safe}/{name}"
 
-    def write(self, table: pa.Table) -> None:
-        if table.num_rows == 0:
-            return
-        table = table.cast(self.schema) if table.schema != self.schema else table
-        self.rows += table.num_rows
-        if self.partition is None:
-            self._buffer("", table)
-            return
-        values = partition_values(table, self.partition)
-        encoded = pc.dictionary_encode(values)
-        uniques = encoded.dictionary.to_pylist()
-        if len(uniques) == 1:
-            self._buffer(uniques[0], table)
-            return
-        indices = encoded.indices.to_numpy(zero_copy_only=False)
-        order = np.argsort(indices, kind="stable")
-        counts = np.bincount(indices, minlength=len(uniques))
-        start = 0
-        for code, value in enumerate(uniques):
-            stop = start + int(counts[code])
-            self._buffer(value, table.take(pa.array(order[start:stop])))
-            start = stop
+    def write(self, pieces: list[tuple[str, pa.Table]]) -> None:
+        """Buffer rows already split by partition value (see :func:`split_by_partition`)."""
+        for value, table in pieces:
+            if table.num_rows:
+                self.rows += table.num_rows
+                self._buffer(value, table.cast(self.schema) if table.schema != self.schema else table)
 
     def _buffer(self, value: str, table: pa.Table) -> None:
+        """Buffer rows per partition; memory stays bounded however many partitions a file has."""
         self._buffers.setdefault(value, []).append(table)
         self._buffered[value] = self._buffered.get(value, 0) + table.num_rows
+        self._bytes[value] = self._bytes.get(value, 0) + table.nbytes
         if self._buffered[value] >= self.row_group_rows:
             self._flush(value)
+        while self._bytes and sum(self._bytes.values()) > self.max_buffered_bytes:
+            self._flush(max(self._bytes, key=self._bytes.__getitem__))
 
     def _flush(self, value: str) -> None:
         parts = self._buffers.pop(value, [])
         self._buffered.pop(value, None)
+        self._bytes.pop(value, None)
         if not parts:
             return
         data = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
         writer = self._writers.get(value)
         if writer is None:
             key = self.key_for(value or None)
+            if self._encoding is None:
+                self._encoding = encoding_options(data)
+            dictionary, statistics = self._encoding
             sink: BinaryIO = self._stack.enter_context(self.store.open_output(key))
             writer = pq.ParquetWriter(
                 sink,
                 self.schema,
                 compression=self.compression,
                 compression_level=self.compression_level,
-                write_statistics=True,
+                use_dictionary=dictionary,
+                write_statistics=statistics,
             )
             self._writers[value] = writer
             self.outputs.append(key)
