@@ -373,8 +373,12 @@ def assert_marts_match(store: LayerStore, silver: Silver) -> None:
             assert got[q] == pytest.approx(want[q]), (k, q)
 
 
-def bad_currency_vacancy(silver: Silver, bronze_key: str = "vacancies/2024-03-09/bad.json") -> Silver:
-    """``silver`` plus one vacancy whose salary currency is not an hh.ru code (fails accepted_values)."""
+def vacancy_without_area(silver: Silver, bronze_key: str = "vacancies/2024-03-09/bad.json") -> Silver:
+    """``silver`` plus one vacancy with no area (fails the error-severity not_null test on area_id).
+
+    The silverizer's contract never lets such a row through; a file dropped into silver by
+    another writer can, and gold must then refuse to publish.
+    """
     changed = silver.copy()
     template = changed.tables["vacancies"][0]
     changed.tables["vacancies"].append(
@@ -383,7 +387,8 @@ def bad_currency_vacancy(silver: Silver, bronze_key: str = "vacancies/2024-03-09
             vacancy_id="999999",
             salary_from=1000.0,
             salary_to=None,
-            salary_currency="ZZZ",
+            salary_currency="RUR",
+            area_id=None,
             _bronze_key=bronze_key,
             _bronze_row=0,
             _ingested_at=datetime(2024, 3, 9, tzinfo=UTC),

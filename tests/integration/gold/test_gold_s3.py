@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 from gold_silver_factory import (
     assert_marts_match,
-    bad_currency_vacancy,
+    vacancy_without_area,
     make_silver,
     refetched_details,
     write_silver,
@@ -106,13 +106,13 @@ def test_failing_data_test_keeps_previous_gold_on_s3(gold_s3_settings: Settings)
     _seed_previous_gold(lake, settings)
     before = {info.key: info.etag for info in lake.gold.list()}
     assert set(before) == {"marts/vacancies_by_region_month.parquet", MANIFEST_KEY}
-    write_silver(lake.silver, bad_currency_vacancy(make_silver()))
+    write_silver(lake.silver, vacancy_without_area(make_silver()))
 
     with pytest.raises(DbtBuildError) as failure:
         build_gold(settings)
 
-    assert any("accepted_values_stg_vacancies_salary_currency" in node for node in failure.value.failed_ids)
-    assert "accepted_values_stg_vacancies_salary_currency" in str(failure.value)
+    assert any("not_null_stg_vacancies_area_id" in node for node in failure.value.failed_ids)
+    assert "not_null_stg_vacancies_area_id" in str(failure.value)
     assert failure.value.skipped  # everything downstream of the failed test was skipped
     assert {info.key: info.etag for info in lake.gold.list()} == before  # no staging left, gold untouched
     assert read_manifest(lake).run_id == "earlier"
