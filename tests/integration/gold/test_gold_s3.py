@@ -8,9 +8,9 @@ import pyarrow.parquet as pq
 import pytest
 from gold_silver_factory import (
     assert_marts_match,
-    vacancy_without_area,
     make_silver,
     refetched_details,
+    vacancy_without_area,
     write_silver,
 )
 
