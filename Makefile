@@ -1,0 +1,76 @@
+# Mini-Lakehouse: the two first commands are `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed
+PACKAGES := -e services/common -e services/silverizer -e services/ingestor -e services/gold
+BENCH_SIZES ?= 200,2000
+
+.PHONY: help setup demo silver gold replicate test unit integration check lint typecheck bench constraints clean clean-lake
+
+help: ## Show the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): requirements/constraints.txt requirements/dev.txt services/*/pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c requirements/constraints.txt -r requirements/dev.txt $(PACKAGES)
+	@# DuckDB's httpfs comes from a PyPI wheel; copy it where DuckDB loads extensions (no download).
+	$(PY) -c 'import duckdb_extensions; duckdb_extensions.import_extension("httpfs")'
+	@touch $(STAMP)
+
+setup: $(STAMP) ## Create .venv with pinned dependencies (only when missing or changed)
+
+demo: setup ## Sample bronze -> silver -> gold on the local lake (data/), then print the marts
+	$(BIN)/lakehouse-ingest sample
+	$(BIN)/lakehouse-silverize run
+	$(BIN)/lakehouse-gold build
+	$(BIN)/lakehouse-gold show
+	$(BIN)/lakehouse-gold replicate
+
+silver: setup ## Process every pending bronze object
+	$(BIN)/lakehouse-silverize run
+
+gold: setup ## Build and test the dbt marts, publish gold
+	$(BIN)/lakehouse-gold build
+
+replicate: setup ## Copy new or changed gold objects to LAKEHOUSE_REPLICA_URI
+	$(BIN)/lakehouse-gold replicate
+
+test: setup ## Unit and integration tests (integration uses a moto S3 server, dbt and DuckDB httpfs)
+	$(PY) -m pytest
+
+unit: setup ## Unit tests only (no servers)
+	$(PY) -m pytest tests/unit
+
+integration: setup ## Integration tests only
+	$(PY) -m pytest tests/integration
+
+check: lint typecheck ## Lint and type-check everything
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/sqlfluff lint dbt/models
+	$(BIN)/yamllint -s docker-compose.yml contracts
+
+typecheck: setup
+	$(BIN)/mypy services/common/src services/silverizer/src services/ingestor/src services/gold/src bench
+
+bench: setup ## Silverizer vs DuckDB COPY vs pandas on ~200 MB and ~2 GB (writes bench/results.json)
+	$(PY) -m bench.run --sizes $(BENCH_SIZES)
+
+constraints: setup ## Re-pin requirements/constraints.txt from the current .venv
+	@{ echo "# Pinned versions of every package the project installs (pip install -c requirements/constraints.txt ...)."; \
+	   echo "# Regenerate after changing requirements/dev.txt or a service's dependencies: make constraints"; \
+	   $(PY) -m pip freeze --exclude-editable | grep -viE '^(pip|setuptools|wheel)=='; } > requirements/constraints.txt
+
+clean-lake: ## Delete the local lake (data/) and scratch files
+	rm -rf data .lakehouse
+
+clean: clean-lake ## Also delete the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dbt/target dbt/logs
