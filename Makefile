@@ -8,7 +8,8 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 PACKAGES := -e services/common -e services/silverizer -e services/ingestor -e services/gold
-BENCH_SIZES ?= 200,2000
+BENCH_SIZES ?= 200MB,2GB
+BENCH_ARGS ?= --max-rss-mb 12000
 
 .PHONY: help setup demo silver gold replicate test unit integration check lint typecheck bench constraints clean clean-lake
 
@@ -62,7 +63,7 @@ typecheck: setup
 	$(BIN)/mypy services/common/src services/silverizer/src services/ingestor/src services/gold/src bench
 
 bench: setup ## Silverizer vs DuckDB COPY vs pandas on ~200 MB and ~2 GB (writes bench/results.json)
-	$(PY) -m bench.run --sizes $(BENCH_SIZES)
+	$(PY) -m bench.run --sizes $(BENCH_SIZES) $(BENCH_ARGS)
 
 constraints: setup ## Re-pin requirements/constraints.txt from the current .venv
 	@{ echo "# Pinned versions of every package the project installs (pip install -c requirements/constraints.txt ...)."; \

@@ -40,6 +40,8 @@ The vacancies are chosen by the bad-record generator among those that fit (for 1
 with both bounds), so they do not move when other settings stay equal.
 """
 
+# ruff: noqa: RUF001 - Russian reference data: Cyrillic letters that look Latin are intended.
+
 from __future__ import annotations
 
 import bisect
@@ -127,6 +129,7 @@ class Title:
     seniority: bool = True
 
 
+# fmt: off
 TITLES: tuple[Title, ...] = (
     Title(
         "Python-разработчик", ("96",), 1.0, 12,
@@ -276,6 +279,7 @@ HOUR_WEIGHTS = (
     0.1, 0.05, 0.05, 0.05, 0.05, 0.1, 0.3, 0.8, 1.6, 2.4, 2.8, 2.7,
     2.4, 2.5, 2.6, 2.4, 2.1, 1.6, 1.0, 0.6, 0.4, 0.3, 0.2, 0.15,
 )
+# fmt: on
 RATE_START = {"USD": 90.0, "EUR": 98.0, "KZT": 0.19, "BYR": 28.0, "UZS": 0.0072}
 RATE_VOLATILITY = {"USD": 0.006, "EUR": 0.006, "KZT": 0.007, "BYR": 0.005, "UZS": 0.006}
 
@@ -289,7 +293,7 @@ class SampleConfig:
     size: int = 3000
     start: date = date(2025, 1, 1)
     days: int = 365
-    window_days: int = 7
+    window_days: int = 14
     per_page: int = HH_MAX_PER_PAGE
     bad_records: bool = True
 
@@ -388,8 +392,14 @@ def _pick(rng: random.Random, options: Sequence[tuple[Any, ...]], weight_at: int
 
 def _employers(rng: random.Random, count: int) -> list[_Employer]:
     ids = rng.sample(range(1_000, 12_000_000), k=count)
-    combos = sorted({(f"{form} {stem}{suffix}" if form else f"{stem}{suffix}") for form in EMPLOYER_FORMS
-                     for stem in EMPLOYER_STEMS for suffix in EMPLOYER_SUFFIXES})
+    combos = sorted(
+        {
+            (f"{form} {stem}{suffix}" if form else f"{stem}{suffix}")
+            for form in EMPLOYER_FORMS
+            for stem in EMPLOYER_STEMS
+            for suffix in EMPLOYER_SUFFIXES
+        }
+    )
     rng.shuffle(combos)
     out: list[_Employer] = []
     for i, emp_id in enumerate(ids):
@@ -457,14 +467,18 @@ def _hl(word: str) -> str:
     return f"<highlighttext>{word}</highlighttext>"
 
 
+def _years(years: int) -> str:
+    return f"от {years} года" if years % 10 == 1 and years % 100 != 11 else f"от {years} лет"
+
+
 def _snippet(rng: random.Random, title: Title, experience: str, skills: list[str]) -> Json:
-    core = title.skills[0]
+    core, *rest = skills or list(title.skills[:3])
     years = YEARS[experience]
-    extra = ", ".join(skills[1:3]) if len(skills) > 2 else title.skills[1]
+    stack = ", ".join(rest[:2]) if rest else title.skills[-1]
     if years:
-        requirement = f"Опыт коммерческой работы с {_hl(core)} от {years} лет. Уверенное знание {extra}..."
+        requirement = f"Опыт работы {_years(years)}. Уверенное владение {_hl(core)}, {stack}..."
     else:
-        requirement = f"Базовые знания {_hl(core)}. Желание учиться и развиваться. Понимание {extra}..."
+        requirement = f"Базовые знания: {_hl(core)}, {stack}. Желание учиться и развиваться..."
     duties = rng.sample(title.duties, k=min(2, len(title.duties)))
     responsibility = ". ".join(_capital(d) for d in duties) + "..."
     return {
@@ -476,12 +490,12 @@ def _snippet(rng: random.Random, title: Title, experience: str, skills: list[str
 def _description(rng: random.Random, title: Title, employer: _Employer | None, skills: list[str], years: int) -> str:
     who = employer.name if employer is not None else "Наша компания"
     duties = "".join(f"<li>{d}</li>" for d in rng.sample(title.duties, k=min(3, len(title.duties))))
-    needs = [f"опыт работы от {years} лет" if years else "готовность учиться"]
-    needs += [f"знание {s}" for s in (skills or list(title.skills))[:4]]
+    needs = [f"опыт работы {_years(years)}" if years else "готовность учиться"]
+    needs += [f"{s} — уверенное владение" for s in (skills or list(title.skills))[:4]]
     reqs = "".join(f"<li>{n}</li>" for n in needs)
     conds = "".join(f"<li>{c}</li>" for c in rng.sample(CONDITIONS, k=3))
     return (
-        f"<p><strong>{who}</strong> ищет в команду специалиста на позицию {title.name}.</p>"
+        f"<p><strong>{who}</strong> ищет в команду специалиста на позицию «{title.name}».</p>"
         f"<p><strong>Обязанности:</strong></p><ul>{duties}</ul>"
         f"<p><strong>Требования:</strong></p><ul>{reqs}</ul>"
         f"<p><strong>Условия:</strong></p><ul>{conds}</ul>"
@@ -512,9 +526,12 @@ def _build_vacancy(rng: random.Random, vac: _Vacancy, employers: list[_Employer]
             "url": f"{API}/employers/{employer.id}",
             "alternate_url": f"{SITE}/employer/{employer.id}",
             "logo_urls": (
-                {"90": f"https://img.hhcdn.ru/employer-logo/{employer.id}.png",
-                 "original": f"https://img.hhcdn.ru/employer-logo-original/{employer.id}.png"}
-                if employer.has_logo else None
+                {
+                    "90": f"https://img.hhcdn.ru/employer-logo/{employer.id}.png",
+                    "original": f"https://img.hhcdn.ru/employer-logo-original/{employer.id}.png",
+                }
+                if employer.has_logo
+                else None
             ),
             "vacancies_url": f"{API}/vacancies?employer_id={employer.id}",
             "accredited_it_employer": employer.accredited,
@@ -639,9 +656,7 @@ def _inject_vacancy_faults(config: SampleConfig, vacancies: list[_Vacancy]) -> l
         s = dict(vac.item["salary"])
         s["from"], s["to"] = s["to"], s["from"]
         _set_salary(vac, s)
-        bad.append(
-            BadRecord("vacancies", vac.id, "salary_range_ordered", f"salary from {s['from']} > to {s['to']}")
-        )
+        bad.append(BadRecord("vacancies", vac.id, "salary_range_ordered", f"salary from {s['from']} > to {s['to']}"))
     vac = chosen[3]
     _set_salary(vac, {**vac.item["salary"], "currency": None})
     bad.append(BadRecord("vacancies", vac.id, "salary_has_currency", "salary amount without a currency"))

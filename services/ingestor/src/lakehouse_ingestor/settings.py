@@ -27,7 +27,7 @@ class IngestorSettings(BaseSettings):
     sample_size: int = Field(default=3000, ge=1, le=1_000_000, description="Number of vacancies.")
     sample_start: date = Field(default=date(2025, 1, 1), description="First publication day (Moscow time).")
     sample_days: int = Field(default=365, ge=1, le=3660, description="Length of the publication period.")
-    sample_window_days: int = Field(default=7, ge=1, le=366, description="Length of one search date window.")
+    sample_window_days: int = Field(default=14, ge=1, le=366, description="Length of one search date window.")
     sample_per_page: int = Field(default=HH_MAX_PER_PAGE, ge=1, le=HH_MAX_PER_PAGE)
     sample_bad_records: bool = Field(default=True, description="Inject the documented bad records.")
 

@@ -12,7 +12,6 @@ from datetime import datetime
 
 from lakehouse_common.exceptions import StorageError
 from lakehouse_common.storage import Lake, LayerStore
-
 from lakehouse_ingestor.exceptions import BronzeWriteError
 from lakehouse_ingestor.keys import bronze_key
 
@@ -42,5 +41,6 @@ class BronzeWriter:
         try:
             written = self._store.put_bytes(key, data, if_absent=True)
         except StorageError as exc:
-            raise BronzeWriteError(f"cannot land {len(data)} bytes of {source} at {self._store.uri(key)}: {exc}") from exc
+            target = self._store.uri(key)
+            raise BronzeWriteError(f"cannot land {len(data)} bytes of {source} at {target}: {exc}") from exc
         return WriteResult(key=key, size=len(data), written=written)

@@ -1,0 +1,1 @@
+"""Benchmark harness: silverizer vs DuckDB vs pandas converting vacancy-like bronze to Parquet."""
