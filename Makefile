@@ -57,7 +57,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/sqlfluff lint dbt/models
-	$(BIN)/yamllint -s docker-compose.yml contracts
+	$(BIN)/yamllint -s -c .yamllint.yml docker-compose.yml contracts bench/contracts dbt/models
 
 typecheck: setup
 	$(BIN)/mypy services/common/src services/silverizer/src services/ingestor/src services/gold/src bench
