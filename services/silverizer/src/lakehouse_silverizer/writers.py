@@ -73,7 +73,7 @@ def split_by_partition(table: pa.Table, partition: Partition | None) -> Split:
     codes = encoded.indices.to_numpy(zero_copy_only=False)
     order = np.argsort(codes, kind="stable")
     bounds = np.concatenate(([0], np.cumsum(np.bincount(codes, minlength=len(values)))))
-    pieces = []
+    pieces: list[tuple[str, pa.Table, np.ndarray | None]] = []
     for i, value in enumerate(values):
         positions = order[bounds[i] : bounds[i + 1]]
         pieces.append((value, table.take(pa.array(positions)), positions))
