@@ -7,7 +7,8 @@ again. Generation is vectorised: numpy draws indices into small pools of realist
 pyarrow ``take``s them and writes CSV batches; NDJSON lines are built with Arrow string
 kernels from pre-encoded JSON fragments and written straight from the Arrow buffers.
 
-Rows are deterministic (a numpy generator seeded per chunk). About 0.05 % of them have
+Rows are deterministic (a numpy generator seeded per chunk) and come in publication order over
+two years, as an export or a date-windowed search does, so each month is a contiguous run. About 0.05 % of them have
 ``salary_from > salary_to`` (0.4 % of rows are swapped, an eighth of those have both bounds) and
 0.05 % a ``UAH`` salary (0.1 %, half of them without a salary), for the bench contracts'
 expectations (drop and warn).
@@ -198,7 +199,7 @@ class _Chunk:
     responsibility_idx: pa.Array
 
 
-def _chunk(pools: _Pools, seed: int, index: int, first_id: int, rows: int) -> _Chunk:
+def _chunk(pools: _Pools, seed: int, index: int, first_id: int, rows: int, position: int, total_rows: int) -> _Chunk:
     rng = np.random.default_rng([seed, index])
     name_idx = pa.array(rng.integers(0, len(pools.names), rows), pa.int32())
     area_i = rng.choice(len(pools.area_ids), size=rows, p=pools.area_p)
@@ -223,7 +224,12 @@ def _chunk(pools: _Pools, seed: int, index: int, first_id: int, rows: int) -> _C
     anonymous = rng.random(rows) < 0.05
     employer_idx = pa.array((EMPLOYERS * rng.random(rows) ** 1.8).astype(np.int32), mask=anonymous)
     # Moscow wall-clock times, held as naive timestamps and printed with a fixed +0300 offset.
-    wall_clock = rng.integers(0, PERIOD_SECONDS, rows) + int(PERIOD_START.replace(tzinfo=UTC).timestamp())
+    # Rows come in publication order over the period, as an API export or a search paged with
+    # order_by=publication_time does (each search page covers a date window): a few minutes of
+    # jitter, so neighbouring rows are not strictly sorted.
+    spacing = PERIOD_SECONDS / max(total_rows, 1)
+    offsets = (np.arange(position, position + rows) * spacing).astype(np.int64) + rng.integers(0, 300, rows)
+    wall_clock = np.minimum(offsets, PERIOD_SECONDS - 1) + int(PERIOD_START.replace(tzinfo=UTC).timestamp())
     local = pa.array(wall_clock, pa.timestamp("s"))
     published = pc.binary_join_element_wise(pc.strftime(local, format="%Y-%m-%dT%H:%M:%S"), "+0300", "")
     requirement_idx = pa.array(rng.integers(0, len(pools.requirements), rows), pa.int32(), mask=rng.random(rows) < 0.03)
@@ -345,7 +351,7 @@ class _NdjsonSink:
 
 
 def _bytes_per_row(pools: _Pools, fmt: str, seed: int) -> float:
-    probe = _chunk(pools, seed, PROBE_CHUNK, 1, PROBE_ROWS)
+    probe = _chunk(pools, seed, PROBE_CHUNK, 1, PROBE_ROWS, 0, PROBE_ROWS)
     if fmt == "csv":
         out = pa.BufferOutputStream()
         pacsv.write_csv(probe.table, out)
@@ -371,6 +377,8 @@ def generate(
     target = parse_size(size)
     total_rows = max(1, math.ceil(target / _bytes_per_row(pools, fmt, seed)))
     chunk_rows = min(CHUNK_ROWS, max(2_000, target // 2_000))  # depends on the size only, not the format
+    # Publication times advance by the CSV row count in both formats, so row n is the same in both.
+    period_rows = max(1, math.ceil(target / _bytes_per_row(pools, "csv", seed)))
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     first_id = 100_000_000
     try:
@@ -381,7 +389,7 @@ def generate(
             while done < total_rows:
                 rows = min(chunk_rows, total_rows - done)
                 # Always draw a whole chunk, so that row n is the same in both formats of a size.
-                chunk = _slice(_chunk(pools, seed, index, first_id + done, chunk_rows), rows)
+                chunk = _slice(_chunk(pools, seed, index, first_id + done, chunk_rows, done, period_rows), rows)
                 if sink is None:
                     sink = _CsvSink(handle, chunk.table.schema) if fmt == "csv" else _NdjsonSink(handle)
                 sink.write(pools, chunk)
