@@ -87,6 +87,17 @@ class LayerStore(ABC):
                 raise ObjectNotFoundError(self.layer, key) from exc
             raise StorageError(f"cannot read {self.uri(key)}: {exc}") from exc
 
+    def open_random(self, key: str) -> pa.NativeFile:
+        """A random-access file (``read_at``): local reads, or ranged GETs on S3. No decompression."""
+        try:
+            return self.filesystem.open_input_file(self.fs_path(key))
+        except FileNotFoundError as exc:
+            raise ObjectNotFoundError(self.layer, key) from exc
+        except OSError as exc:
+            if self.stat(key) is None:
+                raise ObjectNotFoundError(self.layer, key) from exc
+            raise StorageError(f"cannot read {self.uri(key)}: {exc}") from exc
+
     def read_bytes(self, key: str) -> bytes:
         with self.open_input(key) as stream:
             return bytes(stream.read())

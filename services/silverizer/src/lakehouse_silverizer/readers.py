@@ -51,6 +51,7 @@ class RawBatch:
     errors: list[RowError] = field(default_factory=list)
     raw_line: Callable[[int], str] | None = None
     extra: dict[str, pa.Array] = field(default_factory=dict)
+    source_bytes: int = 0
 
     def raw_text(self, index: int) -> str:
         if self.raw_line is not None:
@@ -101,6 +102,65 @@ def read_first_line(stream: Any, block_size: int) -> tuple[bytes, bytes]:
         cut = buffered.find(b"\n")
         if cut >= 0:
             return buffered[:cut].rstrip(b"\r"), buffered[cut + 1 :]
+
+
+PROBE_BYTES = 1 << 16
+
+
+def read_header(file: Any, size: int) -> tuple[bytes, int]:
+    """The first line of a random-access file (without its break) and the offset after it."""
+    offset, head = 0, b""
+    while offset < size:
+        probe = bytes(file.read_at(min(PROBE_BYTES, size - offset), offset))
+        found = probe.find(b"\n")
+        if found >= 0:
+            return (head + probe[:found]).rstrip(b"\r"), offset + found + 1
+        head += probe
+        offset += len(probe)
+    return head.rstrip(b"\r"), size
+
+
+class RangeSource:
+    """A random-access object cut into byte ranges of whole lines, read by the workers themselves.
+
+    Range ``[start, stop)`` owns the lines whose first byte lies in it, so neighbouring ranges
+    agree on their boundary without talking to each other; the main thread only hands out
+    offsets and adds up line counts. Works on local files and on S3 (ranged GETs).
+    """
+
+    def __init__(self, file: Any, size: int, begin: int, block_size: int, first_line: int) -> None:
+        self.file = file
+        self.size = size
+        self.begin = begin
+        self.block_size = block_size
+        self.first_line = first_line
+
+    def ranges(self) -> Iterator[tuple[int, int]]:
+        start = self.begin
+        while start < self.size:
+            yield start, min(start + self.block_size, self.size)
+            start += self.block_size
+
+    def read(self, byte_range: tuple[int, int]) -> tuple[bytes, int]:
+        """The whole lines starting in the range, and how many lines that is."""
+        start, stop = byte_range
+        first = start if start == self.begin else self.line_start(start)
+        end = self.size if stop >= self.size else self.line_start(stop)
+        if end <= first:
+            return b"", 0
+        data = bytes(self.file.read_at(end - first, first))
+        return data, count_lines(data)
+
+    def line_start(self, position: int) -> int:
+        """The first line start at or after ``position``."""
+        offset = position - 1
+        while offset < self.size:
+            probe = bytes(self.file.read_at(min(PROBE_BYTES, self.size - offset), offset))
+            found = probe.find(b"\n")
+            if found >= 0:
+                return offset + found + 1
+            offset += len(probe)
+        return self.size
 
 
 class Lines:
@@ -284,8 +344,19 @@ class CsvReader:
         self.rescue = False
 
     def open(self, stream: Any) -> Iterator[Chunk]:
+        """Sequential chunks of a stream (compressed objects cannot be read by range)."""
         first, rest = read_first_line(stream, self.block_size)
-        if not first.strip() and not rest:
+        self._header(first, more=bool(rest))
+        return iter_chunks(stream, self.block_size, first_line=2, head=rest)
+
+    def open_ranges(self, file: Any, size: int) -> RangeSource:
+        """Ranges for the workers (not for ``multiline`` CSV, whose values may hold line breaks)."""
+        first, begin = read_header(file, size)
+        self._header(first, more=begin < size)
+        return RangeSource(file, size, begin=begin, block_size=self.block_size, first_line=2)
+
+    def _header(self, first: bytes, *, more: bool) -> None:
+        if not first.strip() and not more:
             raise FileUnreadableError(self.key, "the file is empty (no header line)")
         header = Chunk(first, 1)
         try:
@@ -305,7 +376,6 @@ class CsvReader:
                 f"header lacks contract columns {', '.join(missing)}; the header has: {', '.join(self.header)}",
             )
         self.extra_columns = [h for h in self.header if h not in wanted]
-        return iter_chunks(stream, self.block_size, first_line=2, head=rest)
 
     def parse(self, chunk: Chunk) -> RawBatch:
         data = to_utf8(chunk, self.fmt.encoding, self.key)
@@ -380,7 +450,9 @@ class CsvReader:
         extra: dict[str, pa.Array] = {}
         if self.rescue and self.extra_columns:
             extra["_rescued_data"] = _rescue_columns({c: table.column(c) for c in self.extra_columns})
-        return RawBatch(table=pa.table(columns), rows=rows, errors=errors, raw_line=raw_line, extra=extra)
+        return RawBatch(
+            table=pa.table(columns), rows=rows, errors=errors, raw_line=raw_line, extra=extra, source_bytes=len(data)
+        )
 
 
 def _rescue_columns(columns: dict[str, pa.ChunkedArray]) -> pa.Array:
@@ -461,10 +533,16 @@ class NdjsonReader:
         self.utf8 = contract.format.encoding in UTF8
 
     def open(self, stream: Any) -> Iterator[Chunk]:
+        """Sequential chunks of a stream (compressed objects cannot be read by range)."""
         first = stream.read(self.block_size)
         if not first:
             raise FileUnreadableError(self.key, "the file is empty")
         return iter_chunks(stream, self.block_size, head=bytes(first))
+
+    def open_ranges(self, file: Any, size: int) -> RangeSource:
+        if size == 0:
+            raise FileUnreadableError(self.key, "the file is empty")
+        return RangeSource(file, size, begin=0, block_size=self.block_size, first_line=1)
 
     def parse(self, chunk: Chunk) -> RawBatch:
         data = to_utf8(chunk, self.contract.format.encoding, self.key)
@@ -496,7 +574,7 @@ class NdjsonReader:
             except pa.ArrowInvalid:
                 raise utf8_error(Chunk(data, first_line), self.key) from None
         rows = pa.array(np.arange(first_line, first_line + n_lines, dtype=np.int64))
-        return RawBatch(table=columns, rows=rows, raw_line=Lines(data))
+        return RawBatch(table=columns, rows=rows, raw_line=Lines(data), source_bytes=len(data))
 
     def _slow(self, data: bytes, first_line: int) -> RawBatch:
         records: list[tuple[int, Any, str]] = []
@@ -521,7 +599,9 @@ class NdjsonReader:
                 )
                 continue
             records.append((row, record, text))
-        return records_to_batch(records, self.contract, errors, self.extra_fields)
+        batch = records_to_batch(records, self.contract, errors, self.extra_fields)
+        batch.source_bytes = len(data)
+        return batch
 
 
 # ---------------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from lakehouse_silverizer.exceptions import (
     NewColumnsError,
     ObjectNotPendingError,
 )
-from lakehouse_silverizer.readers import Chunk, CsvReader, JsonDocumentReader, NdjsonReader, RawBatch
+from lakehouse_silverizer.readers import Chunk, CsvReader, JsonDocumentReader, NdjsonReader, RangeSource, RawBatch
 from lakehouse_silverizer.settings import SilverizerSettings
 from lakehouse_silverizer.transform import KeySet, Prepared, convert, prepare, silver_schema
 from lakehouse_silverizer.writers import BackgroundWorker, PartitionedParquetWriter, QuarantineWriter, utc_now
@@ -179,7 +179,9 @@ class Silverizer:
         )
         return entry
 
-    def _batches(self, contract: Contract, info: ObjectInfo, stream: Any) -> tuple[Iterator[Prepared], list[str]]:
+    def _batches(
+        self, contract: Contract, info: ObjectInfo, stream: Any, *, ranged: bool
+    ) -> tuple[Iterator[Prepared], list[str]]:
         """Converted batches of one object, in order, and (for inferred contracts) the fields it
         has beyond the contract. Chunks are parsed and converted on the thread pool."""
         opts = self.options
@@ -197,16 +199,23 @@ class Silverizer:
             ), extra
         if contract.format.type == "ndjson":
             nd_reader = NdjsonReader(contract, info.key, opts.block_size)
-            chunks = nd_reader.open(stream)
-            first = next(chunks, None)
-            extra = []
-            if contract.inferred and first is not None:
-                extra = infer.new_fields(contract, infer.sample_records(first.data))
+            nd_chunks: Iterator[Chunk] | RangeSource
+            if ranged:
+                nd_chunks = nd_reader.open_ranges(stream, info.size)
+                sample = bytes(stream.read_at(min(infer.SAMPLE_BYTES, info.size), 0)) if contract.inferred else b""
+            else:
+                stream_chunks = nd_reader.open(stream)
+                first = next(stream_chunks, None)
+                sample = first.data if first is not None else b""
+                nd_chunks = _prepend(first, stream_chunks)
+            extra = infer.new_fields(contract, infer.sample_records(sample)) if contract.inferred else []
             nd_reader.extra_fields = extra if rescue and extra else None
             rescued = bool(nd_reader.extra_fields)
-            return self._parallel(nd_reader.parse, contract, info, _prepend(first, chunks), rescued), extra
+            return self._parallel(nd_reader.parse, contract, info, nd_chunks, rescued), extra
         csv_reader = CsvReader(contract, info.key, opts.block_size)
-        chunks = csv_reader.open(stream)
+        chunks: Iterator[Chunk] | RangeSource = (
+            csv_reader.open_ranges(stream, info.size) if ranged else csv_reader.open(stream)
+        )
         extra = csv_reader.extra_columns if contract.inferred else []
         csv_reader.rescue = rescue and bool(extra)
         return self._parallel(csv_reader.parse, contract, info, chunks, csv_reader.rescue), extra
@@ -216,7 +225,7 @@ class Silverizer:
         parse: Callable[[Chunk], RawBatch],
         contract: Contract,
         info: ObjectInfo,
-        chunks: Iterator[Chunk],
+        chunks: Iterator[Chunk] | RangeSource,
         rescued: bool,
     ) -> Iterator[Prepared]:
         ingested = _ingested(info)
@@ -225,22 +234,30 @@ class Silverizer:
             return prepare(convert(parse(chunk), contract, info.key, rescued), contract, info.key, ingested)
 
         if self.options.threads <= 1:
-            return (work(c) for c in chunks)
+            return (work(c) for c in (_sequential(chunks) if isinstance(chunks, RangeSource) else chunks))
         return self._pooled(work, chunks)
 
-    def _pooled(self, work: Callable[[Chunk], Prepared], chunks: Iterator[Chunk]) -> Iterator[Prepared]:
+    def _pooled(self, work: Callable[[Chunk], Prepared], chunks: Iterator[Chunk] | RangeSource) -> Iterator[Prepared]:
         with ThreadPoolExecutor(self.options.threads, thread_name_prefix="silver-parse") as pool:
-            yield from _ordered(pool, work, chunks, self.options.threads + 1)
+            depth = self.options.threads + 1
+            if isinstance(chunks, RangeSource):
+                yield from _ranged(pool, work, chunks, depth)
+            else:
+                yield from _ordered(pool, work, chunks, depth)
 
     def _convert(
         self, source: str, contract: Contract, info: ObjectInfo, quarantine: QuarantineWriter, file_id: str
     ) -> LedgerEntry:
         if info.size == 0:
             raise FileUnreadableError(info.key, "the file is empty (0 bytes)")
+        # Plain csv and ndjson are read by range, in parallel; compressed objects and JSON
+        # documents as a stream (the layer decompresses by extension while streaming).
+        fmt = contract.format
+        ranged = fmt.type != "json" and not fmt.multiline and not info.key.endswith(_COMPRESSED)
+        store = self.lake.bronze
         try:
-            # The layer decompresses by extension (.gz, .bz2, .zst, .lz4) while streaming.
-            with self.lake.bronze.open_input(info.key) as stream:
-                batches, extra = self._batches(contract, info, stream)
+            with store.open_random(info.key) if ranged else store.open_input(info.key) as stream:
+                batches, extra = self._batches(contract, info, stream, ranged=ranged)
                 if not extra or contract.on_new_columns == "rescue":
                     return self._write(source, contract, info, quarantine, file_id, batches, extra)
         except OSError as exc:
@@ -290,9 +307,8 @@ class Silverizer:
             )
             for child in contract.children
         }
-        expected = max(1, info.size // 64)  # a generous guess of the row count, to size the key set
-        keys = KeySet(expected)
-        child_keys = {name: KeySet(expected) for name in children}
+        keys: KeySet | None = None  # sized from the first batch's rows per byte
+        child_keys: dict[str, KeySet] = {}
         writer = BackgroundWorker()
         entry = LedgerEntry(
             source=source,
@@ -306,6 +322,10 @@ class Silverizer:
             entry.warnings[f"new_columns[{contract.on_new_columns}]:{','.join(extra)}"] = 1
         try:
             for batch in batches:
+                if keys is None:
+                    expected = _expected_rows(info.size, batch.rows_in, batch.source_bytes)
+                    keys = KeySet(expected)
+                    child_keys = {name: KeySet(expected) for name in children}
                 entry.rows_in += batch.rows_in
                 for name, count in batch.warnings.items():
                     entry.warnings[name] = entry.warnings.get(name, 0) + count
@@ -354,6 +374,50 @@ def _is_decompression_error(key: str, exc: OSError) -> bool:
 def _ingested(info: ObjectInfo) -> pa.Scalar:
     """The bronze object's time: the same for every rerun of the same object version."""
     return pa.scalar(info.modified, type=pa.timestamp("us", tz="UTC"))
+
+
+def _expected_rows(size: int, rows: int, source_bytes: int) -> int:
+    """Rows in the whole object, extrapolated from one batch (sizes the de-duplication set)."""
+    if source_bytes <= 0 or rows <= 0:
+        return 1 << 15
+    return int(size * rows / source_bytes * 1.1) + 1024
+
+
+def _sequential(source: RangeSource) -> Iterator[Chunk]:
+    line = source.first_line
+    for byte_range in source.ranges():
+        data, lines = source.read(byte_range)
+        if data:
+            yield Chunk(data, line)
+        line += lines
+
+
+def _ranged(
+    pool: ThreadPoolExecutor, work: Callable[[Chunk], Prepared], source: RangeSource, depth: int
+) -> Iterator[Prepared]:
+    """Workers read their own ranges; in order, each chunk learns its first line, then is parsed."""
+    ranges = source.ranges()
+    reads: deque[Future[tuple[bytes, int]]] = deque()
+    works: deque[Future[Prepared]] = deque()
+    line = source.first_line
+
+    def read_ahead() -> None:
+        while len(reads) < depth:
+            byte_range = next(ranges, None)
+            if byte_range is None:
+                return
+            reads.append(pool.submit(source.read, byte_range))
+
+    read_ahead()
+    while reads or works:
+        while reads and len(works) < depth:
+            data, lines = reads.popleft().result()
+            read_ahead()
+            if data:
+                works.append(pool.submit(work, Chunk(data, line)))
+            line += lines
+        if works:
+            yield works.popleft().result()
 
 
 def _prepend(first: Chunk | None, rest: Iterator[Chunk]) -> Iterator[Chunk]:

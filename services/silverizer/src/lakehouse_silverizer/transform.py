@@ -184,12 +184,17 @@ def evaluate(
 # ---------------------------------------------------------------------------------------------
 @dataclass
 class Converted:
+    """A typed batch. ``keep`` masks out quarantined rows (None: keep all); ``hashes`` are the
+    primary-key hashes of every row."""
+
     table: pa.Table
     rows: np.ndarray
+    keep: np.ndarray | None
     hashes: np.ndarray | None
     errors: list[RowError]
     rows_in: int
     warnings: dict[str, int] = field(default_factory=dict)
+    source_bytes: int = 0
 
 
 def convert(batch: RawBatch, contract: Contract, key: str, rescued: bool = False) -> Converted:
@@ -219,19 +224,14 @@ def convert(batch: RawBatch, contract: Contract, key: str, rescued: bool = False
     for i in np.flatnonzero(bad_any):
         field_name, reason = first_reason[i] or (None, "invalid row")
         errors.append(RowError(int(rows[i]), field_name, reason, batch.raw_text(int(i))))
-    if bad_any.any():
-        keep_idx = np.flatnonzero(~bad_any)
-        source_index = keep_idx
-        table = table.take(pa.array(keep_idx))
-        rows = rows[keep_idx]
-    else:
-        source_index = np.arange(n)
 
-    errors.sort(key=lambda e: e.row or 0)
+    # Expectations run on the whole typed batch; rows already rejected are masked out. The
+    # batch is materialised once, later, per partition (see prepare): no copy here.
     failing, hashes = evaluate(table, contract.expectations, contract.primary_key)
     warnings: dict[str, int] = {}
-    drop = np.zeros(table.num_rows, dtype=bool)
-    for expectation, mask in zip(contract.expectations, failing, strict=True):
+    drop = bad_any.copy()
+    for expectation, failed in zip(contract.expectations, failing, strict=True):
+        mask = failed & ~bad_any
         if not mask.any():
             continue
         if expectation.action == "fail":
@@ -246,16 +246,22 @@ def convert(batch: RawBatch, contract: Contract, key: str, rescued: bool = False
                     int(rows[i]),
                     None,
                     f"expectation {expectation.name!r} failed: {expectation.sql}",
-                    batch.raw_text(int(source_index[i])),
+                    batch.raw_text(int(i)),
                 )
             )
         drop |= mask
-    if drop.any():
-        keep = np.flatnonzero(~drop)
-        table = table.take(pa.array(keep))
-        rows = rows[keep]
-        hashes = hashes[keep] if hashes is not None else None
-    return Converted(table=table, rows=rows, hashes=hashes, errors=errors, rows_in=rows_in, warnings=warnings)
+    errors.sort(key=lambda e: e.row or 0)
+    keep = ~drop if drop.any() else None
+    return Converted(
+        table=table,
+        rows=rows,
+        keep=keep,
+        hashes=hashes,
+        errors=errors,
+        rows_in=rows_in,
+        warnings=warnings,
+        source_bytes=batch.source_bytes,
+    )
 
 
 def distinct(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -340,6 +346,7 @@ class Prepared:
     errors: list[RowError]
     rows_in: int
     warnings: dict[str, int]
+    source_bytes: int
 
 
 def with_meta(table: pa.Table, key: str, rows: np.ndarray, ingested: pa.Scalar) -> pa.Table:
@@ -350,29 +357,44 @@ def with_meta(table: pa.Table, key: str, rows: np.ndarray, ingested: pa.Scalar) 
 
 
 def prepare(converted: Converted, contract: Contract, key: str, ingested: pa.Scalar) -> Prepared:
-    """Everything per batch that does not depend on earlier batches (it runs on the pool)."""
+    """Everything per batch that does not depend on earlier batches (it runs on the pool).
+
+    From here on a batch's rows are its kept rows, in order: the partition pieces, the key
+    hashes and the children all index that sequence.
+    """
     table = with_meta(converted.table, key, converted.rows, ingested)
+    kept = np.flatnonzero(converted.keep) if converted.keep is not None else None
+    hashes = converted.hashes
+    if hashes is not None and kept is not None:
+        hashes = hashes[kept]
     children = {}
     for child in contract.children:
         child_table, parent = explode(table, child.explode, child.parent_columns, child.column)
         child_table = with_meta(child_table, key, converted.rows[parent], ingested)
+        if kept is not None:  # children of quarantined rows go too; parents renumbered to kept rows
+            position = np.full(table.num_rows, -1, dtype=np.int64)
+            position[kept] = np.arange(len(kept))
+            alive = np.flatnonzero(position[parent] >= 0)
+            child_table, parent = child_table.take(pa.array(alive)), position[parent][alive]
         child_hashes = evaluate(child_table, (), child.primary_key)[1] if child.primary_key else None
         partition = contract.partition
         if partition is not None and partition.column not in child.parent_columns:
             partition = None
         children[child.name] = (
-            split_by_partition(child_table, partition),
+            split_by_partition(child_table, partition, None),
             parent,
             distinct(child_hashes) if child_hashes is not None else None,
         )
+    main = split_by_partition(table, contract.partition, kept)
     return Prepared(
-        main=split_by_partition(table, contract.partition),
-        keys=distinct(converted.hashes) if converted.hashes is not None else None,
-        rows=table.num_rows,
+        main=main,
+        keys=distinct(hashes) if hashes is not None else None,
+        rows=main.rows,
         children=children,
         errors=converted.errors,
         rows_in=converted.rows_in,
         warnings=converted.warnings,
+        source_bytes=converted.source_bytes,
     )
 
 

@@ -30,16 +30,40 @@ NULL_PARTITION = "__null__"
 _FORMATS = {"year": "%Y", "month": "%Y-%m", "day": "%Y-%m-%d"}
 
 
-def partition_values(table: pa.Table, partition: Partition) -> pa.Array:
+_DIVISORS = {"year": 10_000, "month": 100, "day": 1}
+
+
+def partition_codes(table: pa.Table, partition: Partition) -> tuple[np.ndarray, list[str]]:
+    """Each row's partition as a small integer code, and the directory value of each code.
+
+    Dates and timestamps (UTC) map to integers like 202503 with integer kernels (formatting a
+    string per row would cost more than the rest of the split); only the distinct values are
+    formatted.
+    """
     column = table.column(partition.column)
     if partition.granularity == "value":
-        values = pc.cast(column, pa.string())
+        encoded = pc.dictionary_encode(pc.fill_null(pc.cast(column, pa.string()), NULL_PARTITION)).combine_chunks()
+        return encoded.indices.to_numpy(zero_copy_only=False), encoded.dictionary.to_pylist()
+    day_number = pc.add(
+        pc.add(pc.multiply(pc.year(column), 10_000), pc.multiply(pc.month(column), 100)), pc.day(column)
+    )
+    numbers = pc.fill_null(day_number, -1).to_numpy(zero_copy_only=False) // _DIVISORS[partition.granularity]
+    low, high = numbers.min(initial=0), numbers.max(initial=0)
+    if low == high:
+        codes, uniques = np.zeros(len(numbers), dtype=np.int64), np.array([low])
     else:
-        if pa.types.is_date(column.type):
-            column = pc.cast(column, pa.timestamp("s"))
-        values = pc.strftime(column, format=_FORMATS[partition.granularity])
-    values = pc.fill_null(values, NULL_PARTITION)
-    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+        uniques, codes = np.unique(numbers, return_inverse=True)
+    return codes, [_label(int(u), partition.granularity) for u in uniques]
+
+
+def _label(number: int, granularity: str) -> str:
+    if number < 0:
+        return NULL_PARTITION
+    if granularity == "year":
+        return f"{number:04d}"
+    if granularity == "month":
+        return f"{number // 100:04d}-{number % 100:02d}"
+    return f"{number // 10_000:04d}-{number // 100 % 100:02d}-{number % 100:02d}"
 
 
 @dataclass
@@ -51,6 +75,7 @@ class Split:
     """
 
     pieces: list[tuple[str, pa.Table, np.ndarray | None]]
+    rows: int
 
     def select(self, keep: np.ndarray | None) -> list[tuple[str, pa.Table]]:
         selected = []
@@ -63,21 +88,26 @@ class Split:
         return selected
 
 
-def split_by_partition(table: pa.Table, partition: Partition | None) -> Split:
-    if partition is None or table.num_rows == 0:
-        return Split([("", table, None)])
-    encoded = pc.dictionary_encode(partition_values(table, partition))
-    values = encoded.dictionary.to_pylist()
-    if len(values) == 1:
-        return Split([(values[0], table, None)])
-    codes = encoded.indices.to_numpy(zero_copy_only=False)
+def split_by_partition(table: pa.Table, partition: Partition | None, kept: np.ndarray | None) -> Split:
+    """Materialise the kept rows (all when ``kept`` is None) once, one table per partition."""
+    rows = table.num_rows if kept is None else len(kept)
+    if partition is None or rows == 0:
+        return Split([("", table if kept is None else table.take(pa.array(kept)), None)], rows)
+    codes, labels = partition_codes(table, partition)
+    if kept is not None:
+        codes = codes[kept]
+    if len(labels) == 1 or codes.min() == codes.max():
+        label = labels[int(codes[0])]
+        return Split([(label, table if kept is None else table.take(pa.array(kept)), None)], rows)
     order = np.argsort(codes, kind="stable")
-    bounds = np.concatenate(([0], np.cumsum(np.bincount(codes, minlength=len(values)))))
+    bounds = np.concatenate(([0], np.cumsum(np.bincount(codes, minlength=len(labels)))))
     pieces: list[tuple[str, pa.Table, np.ndarray | None]] = []
-    for i, value in enumerate(values):
-        positions = order[bounds[i] : bounds[i + 1]]
-        pieces.append((value, table.take(pa.array(positions)), positions))
-    return Split(pieces)
+    for code, label in enumerate(labels):
+        positions = order[bounds[code] : bounds[code + 1]]
+        if len(positions):
+            source = positions if kept is None else kept[positions]
+            pieces.append((label, table.take(pa.array(source)), positions))
+    return Split(pieces, rows)
 
 
 LONG_TEXT_BYTES = 48
