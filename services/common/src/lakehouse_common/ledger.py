@@ -94,12 +94,6 @@ class Ledger:
     def record(self, entry: LedgerEntry) -> None:
         self.store.put_bytes(self.entry_key(entry.source, entry.key, entry.etag), entry.to_json())
 
-    def forget(self, source: str, key: str) -> list[LedgerEntry]:
-        """Remove every entry of a bronze key (so it is pending again); returns what was removed."""
-        removed = self.history_of(source, key)
-        self.store.delete(self.entry_key(e.source, e.key, e.etag) for e in removed)
-        return removed
-
     def entries(self, source: str | None = None) -> Iterator[LedgerEntry]:
         prefix = self._prefix(source) if source else f"{LEDGER_PREFIX}/"
         for info in self.store.list(prefix):

@@ -366,9 +366,12 @@ class Lake:
     def gold(self) -> LayerStore:
         return self._layers["gold"]
 
-    def ensure(self) -> None:
-        """Create the local layer directories or check that the buckets exist."""
-        for store in self._layers.values():
+    def ensure(self, layers: Iterable[str] = LAYERS) -> None:
+        """Create the local layer directories or check that the buckets exist.
+
+        Name only the layers a service uses: least-privilege users cannot see the others.
+        """
+        for store in (self.layer(name) for name in layers):
             if isinstance(store, LocalLayerStore):
                 store.root.mkdir(parents=True, exist_ok=True)
             elif isinstance(store, S3LayerStore):

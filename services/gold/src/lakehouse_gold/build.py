@@ -43,7 +43,7 @@ def new_run_id(now: datetime | None = None) -> str:
 
 def build_gold(settings: Settings, *, lake: Lake | None = None, run_id: str | None = None) -> BuildResult:
     lake = lake or Lake(settings)
-    lake.ensure()
+    lake.ensure(["silver", "gold"])
     run_id = run_id or new_run_id()
     staging = f"{STAGING_PREFIX}{run_id}"
     external_root = lake.gold.uri(staging)

@@ -128,7 +128,7 @@ def run_sample(args: argparse.Namespace, out: TextIO) -> int:
         print_summary(sample, None, "(dry run)", time.perf_counter() - started, out)
         return EXIT_OK
     lake = Lake(get_lake_settings())
-    lake.ensure()
+    lake.ensure(["bronze"])  # the ingestor's user may see nothing but bronze
     writer = BronzeWriter(lake)
     results = [writer.write(o.source, o.data, ext=o.ext, fetched_at=o.fetched_at) for o in sample.objects]
     print_summary(sample, results, writer.store.uri(), time.perf_counter() - started, out)

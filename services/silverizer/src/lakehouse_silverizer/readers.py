@@ -324,10 +324,6 @@ def _rescued(values: dict[str, Any]) -> str | None:
     return json.dumps(values, ensure_ascii=False, sort_keys=True) if values else None
 
 
-def top_level_fields(contract: Contract) -> set[str]:
-    return {split_path(c.path)[0][0] for c in contract.columns}
-
-
 # ---------------------------------------------------------------------------------------------
 # CSV
 # ---------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from lakehouse_common.contracts import Contract, ContractRegistry
-from lakehouse_common.exceptions import UnknownSourceError
+from lakehouse_common.exceptions import ObjectNotFoundError, UnknownSourceError
 from lakehouse_common.ledger import Ledger, LedgerEntry, key_id
 from lakehouse_common.settings import Settings
 from lakehouse_common.storage import Lake, ObjectInfo
@@ -39,17 +39,12 @@ from lakehouse_silverizer.transform import KeySet, Prepared, convert, prepare, s
 from lakehouse_silverizer.writers import BackgroundWorker, PartitionedParquetWriter, QuarantineWriter, utc_now
 
 log = logging.getLogger(__name__)
-RESCUE_FIELD = "_rescued_data"
 
 
 @dataclass
 class RunSummary:
     source: str
     entries: list[LedgerEntry] = field(default_factory=list)
-
-    @property
-    def failed(self) -> list[LedgerEntry]:
-        return [e for e in self.entries if e.status != "loaded"]
 
 
 def _ordered(pool: ThreadPoolExecutor, fn: Any, items: Iterator[Any], depth: int) -> Iterator[Any]:
@@ -108,12 +103,13 @@ class Silverizer:
             summary.entries.append(self.process(source, info))
         return summary
 
-    def run_key(self, source: str, key: str, *, force: bool = False) -> LedgerEntry:
+    def run_key(self, source: str, key: str) -> LedgerEntry:
+        """Process one pending object (``reprocess`` is the way to redo a processed one)."""
         info = self.lake.bronze.stat(key)
         if info is None:
-            raise FileUnreadableError(key, f"no such object in the bronze layer ({self.lake.bronze.uri(key)})")
+            raise ObjectNotFoundError("bronze", key)
         existing = self.ledger.get(source, key, info.etag)
-        if existing is not None and not force:
+        if existing is not None:
             raise ObjectNotPendingError(
                 f"{key} was processed at {existing.finished_at} (status {existing.status}); "
                 "use 'reprocess' to process it again"
@@ -121,10 +117,11 @@ class Silverizer:
         return self.process(source, info)
 
     def reprocess(self, source: str, key: str | None = None) -> RunSummary:
-        """Forget the ledger entries (of one key, or the whole source) and process again."""
+        """Process objects again (one key, or the whole source), processed or not: each one's
+        outputs and ledger entry are replaced."""
         targets = [o for o in self.objects(source) if key is None or o.key == key]
         if key is not None and not targets:
-            raise FileUnreadableError(key, f"no such object under {source}/ in the bronze layer")
+            raise ObjectNotFoundError("bronze", key)
         summary = RunSummary(source)
         for info in targets:
             summary.entries.append(self.process(source, info))
