@@ -15,6 +15,7 @@ text while the good rows go on.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
 import json
@@ -338,6 +339,38 @@ class CsvReader:
         self.header: list[str] = []
         self.extra_columns: list[str] = []
         self.rescue = False
+        self.typed_columns, self.timestamp_format = _csv_typed_columns(contract)
+
+    def _read(
+        self, data: bytes, include: list[str], types: dict[str, pa.DataType], invalid: list[tuple[int, str, str]]
+    ) -> pa.Table:
+        def on_invalid(row: pcsv.InvalidRow) -> str:
+            invalid.append(
+                (row.number or 0, row.text, f"expected {row.expected_columns} fields, found {row.actual_columns}")
+            )
+            return "skip"
+
+        return pcsv.read_csv(
+            io.BytesIO(data),
+            read_options=pcsv.ReadOptions(
+                column_names=self.header, use_threads=False, block_size=max(len(data) + 1, 1 << 16)
+            ),
+            parse_options=pcsv.ParseOptions(
+                delimiter=self.fmt.delimiter,
+                quote_char=self.fmt.quote_char,
+                newlines_in_values=self.fmt.multiline,
+                ignore_empty_lines=True,
+                invalid_row_handler=on_invalid,
+            ),
+            convert_options=pcsv.ConvertOptions(
+                column_types=types,
+                include_columns=include,
+                null_values=[""],  # only an empty field is null: "NA" or "null" are text
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
+                timestamp_parsers=[self.timestamp_format] if self.timestamp_format else None,
+            ),
+        )
 
     def open(self, stream: Any) -> Iterator[Chunk]:
         """Sequential chunks of a stream (compressed objects cannot be read by range)."""
@@ -376,40 +409,25 @@ class CsvReader:
     def parse(self, chunk: Chunk) -> RawBatch:
         data = to_utf8(chunk, self.fmt.encoding, self.key)
         invalid: list[tuple[int, str, str]] = []
-
-        def on_invalid(row: pcsv.InvalidRow) -> str:
-            invalid.append(
-                (row.number or 0, row.text, f"expected {row.expected_columns} fields, found {row.actual_columns}")
-            )
-            return "skip"
-
         include = [c.path for c in self.contract.columns]
         if self.rescue:
             include += self.extra_columns
-        try:
-            table = pcsv.read_csv(
-                io.BytesIO(data),
-                read_options=pcsv.ReadOptions(
-                    column_names=self.header, use_threads=False, block_size=max(len(data) + 1, 1 << 16)
-                ),
-                parse_options=pcsv.ParseOptions(
-                    delimiter=self.fmt.delimiter,
-                    quote_char=self.fmt.quote_char,
-                    newlines_in_values=self.fmt.multiline,
-                    ignore_empty_lines=True,
-                    invalid_row_handler=on_invalid,
-                ),
-                convert_options=pcsv.ConvertOptions(
-                    column_types=dict.fromkeys(include, pa.string()),
-                    include_columns=include,
-                    strings_can_be_null=True,
-                    quoted_strings_can_be_null=False,
-                ),
-            )
-        except pa.ArrowInvalid as exc:
-            if "UTF8" in str(exc):
-                raise utf8_error(Chunk(data, chunk.first_line), self.key) from exc
-            raise FileUnreadableError(self.key, f"cannot parse CSV near line {chunk.first_line}: {exc}") from exc
+        table = None
+        if self.typed_columns:
+            # Fast path: the CSV parser converts numbers, booleans and timestamps itself. Any
+            # value it rejects sends this chunk down the text path, which names each bad row.
+            with contextlib.suppress(pa.ArrowInvalid):
+                types = {**dict.fromkeys(include, pa.string()), **self.typed_columns}
+                table = self._read(data, include, types, invalid)
+            if table is None:
+                invalid.clear()
+        if table is None:
+            try:
+                table = self._read(data, include, dict.fromkeys(include, pa.string()), invalid)
+            except pa.ArrowInvalid as exc:
+                if "UTF8" in str(exc):
+                    raise utf8_error(Chunk(data, chunk.first_line), self.key) from exc
+                raise FileUnreadableError(self.key, f"cannot parse CSV near line {chunk.first_line}: {exc}") from exc
         # The parser numbers rows counting non-blank lines only; map them back to physical lines.
         n_lines = count_lines(data)
         if table.num_rows + len(invalid) == n_lines:
@@ -449,6 +467,34 @@ class CsvReader:
         return RawBatch(
             table=pa.table(columns), rows=rows, errors=errors, raw_line=raw_line, extra=extra, source_bytes=len(data)
         )
+
+
+_CSV_TYPES: dict[str, pa.DataType] = {
+    "int64": pa.int64(),
+    "float64": pa.float64(),
+    "bool": pa.bool_(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+}
+
+
+def _csv_typed_columns(contract: Contract) -> tuple[dict[str, pa.DataType], str | None]:
+    """Columns the CSV parser can type by itself (no normalisation or mapping to apply first).
+
+    Timestamps qualify when they all share one strptime format with an offset (%z), so that the
+    parser's result is the same instant the text path computes.
+    """
+    formats = {c.strptime_format for c in contract.columns if c.type == "timestamp"}
+    timestamp_format = formats.pop() if len(formats) == 1 else None
+    if timestamp_format is not None and "%z" not in timestamp_format:
+        timestamp_format = None
+    typed: dict[str, pa.DataType] = {}
+    for column in contract.columns:
+        if column.normalize or column.map or column.type not in _CSV_TYPES:
+            continue
+        if column.type == "timestamp" and timestamp_format is None:
+            continue
+        typed[column.path] = _CSV_TYPES[column.type]
+    return typed, timestamp_format
 
 
 def _rescue_columns(columns: dict[str, pa.ChunkedArray]) -> pa.Array:

@@ -8,6 +8,7 @@ also hashes the primary key for de-duplication.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     "list<string>": pa.list_(pa.string()),
 }
 META_FIELDS = [
-    pa.field("_bronze_key", pa.string(), nullable=False),
+    pa.field("_bronze_key", pa.dictionary(pa.int32(), pa.string()), nullable=False),  # one value per file
     pa.field("_bronze_row", pa.int64(), nullable=False),
     pa.field("_ingested_at", pa.timestamp("us", tz="UTC"), nullable=False),
 ]
@@ -166,8 +167,11 @@ def evaluate(
         return [np.zeros(table.num_rows, dtype=bool) for _ in expectations], (
             np.zeros(0, dtype=np.uint64) if key else None
         )
+    # Hand DuckDB only the columns the expressions can name (a word match on the SQL text).
+    text = " ".join([e.sql for e in expectations])
+    wanted = [n for n in table.column_names if n in key or re.search(rf"\b{re.escape(n)}\b", text)]
     con = _duckdb()
-    con.register("batch", table)
+    con.register("batch", table.select(wanted) if wanted else table)
     try:
         result = con.execute(f"SELECT {', '.join(selects)} FROM batch").arrow()
         if isinstance(result, pa.RecordBatchReader):
@@ -351,7 +355,8 @@ class Prepared:
 
 def with_meta(table: pa.Table, key: str, rows: np.ndarray, ingested: pa.Scalar) -> pa.Table:
     n = table.num_rows
-    table = table.append_column("_bronze_key", pa.repeat(pa.scalar(key, pa.string()), n))
+    bronze_key = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([key]))
+    table = table.append_column("_bronze_key", bronze_key)
     table = table.append_column("_bronze_row", pa.array(rows, type=pa.int64()))
     return table.append_column("_ingested_at", pa.repeat(ingested, n))
 

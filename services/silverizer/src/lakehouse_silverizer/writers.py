@@ -66,6 +66,23 @@ def _label(number: int, granularity: str) -> str:
     return f"{number // 10_000:04d}-{number // 100 % 100:02d}-{number % 100:02d}"
 
 
+MAX_SLICES = 32
+
+
+def take_sorted(table: pa.Table, indices: np.ndarray) -> pa.Table:
+    """The rows at ascending ``indices``: zero-copy slices when they form a few runs (the usual
+    case: time-ordered bronze, a handful of rejected rows), a copy otherwise."""
+    if len(indices) == 0:
+        return table.slice(0, 0)
+    breaks = np.flatnonzero(np.diff(indices) != 1) + 1
+    if len(breaks) >= MAX_SLICES:
+        return table.take(pa.array(indices))
+    starts = np.concatenate(([0], breaks))
+    stops = np.concatenate((breaks, [len(indices)]))
+    slices = [table.slice(int(indices[a]), int(b - a)) for a, b in zip(starts, stops, strict=True)]
+    return slices[0] if len(slices) == 1 else pa.concat_tables(slices)
+
+
 @dataclass
 class Split:
     """Rows bound for one silver table, one compact table per partition value.
@@ -84,7 +101,7 @@ class Split:
             if mask is None or mask.all():
                 selected.append((value, table))
             elif mask.any():
-                selected.append((value, table.filter(pa.array(mask))))
+                selected.append((value, take_sorted(table, np.flatnonzero(mask))))
         return selected
 
 
@@ -92,13 +109,13 @@ def split_by_partition(table: pa.Table, partition: Partition | None, kept: np.nd
     """Materialise the kept rows (all when ``kept`` is None) once, one table per partition."""
     rows = table.num_rows if kept is None else len(kept)
     if partition is None or rows == 0:
-        return Split([("", table if kept is None else table.take(pa.array(kept)), None)], rows)
+        return Split([("", table if kept is None else take_sorted(table, kept), None)], rows)
     codes, labels = partition_codes(table, partition)
     if kept is not None:
         codes = codes[kept]
     if len(labels) == 1 or codes.min() == codes.max():
         label = labels[int(codes[0])]
-        return Split([(label, table if kept is None else table.take(pa.array(kept)), None)], rows)
+        return Split([(label, table if kept is None else take_sorted(table, kept), None)], rows)
     order = np.argsort(codes, kind="stable")
     bounds = np.concatenate(([0], np.cumsum(np.bincount(codes, minlength=len(labels)))))
     pieces: list[tuple[str, pa.Table, np.ndarray | None]] = []
@@ -106,7 +123,7 @@ def split_by_partition(table: pa.Table, partition: Partition | None, kept: np.nd
         positions = order[bounds[code] : bounds[code + 1]]
         if len(positions):
             source = positions if kept is None else kept[positions]
-            pieces.append((label, table.take(pa.array(source)), positions))
+            pieces.append((label, take_sorted(table, source), positions))
     return Split(pieces, rows)
 
 
