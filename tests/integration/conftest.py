@@ -76,3 +76,11 @@ def s3_env(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path: P
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return get_settings()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/integration carries the ``integration`` marker (``-m "not integration"``)."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.integration)
