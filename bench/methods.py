@@ -14,6 +14,12 @@ The three methods:
 ``pandas``
     ``read_csv`` / ``read_json(lines=True)`` with default engines, ``to_datetime`` of
     published_at, ``to_parquet(compression="zstd")``: the naive way.
+``pyarrow``
+    A plain pyarrow stream with no contract: ``open_csv`` / ``open_json`` with the column types
+    (published_at parsed by the reader), 8 MiB blocks, batches buffered into 128k-row row groups
+    written by a ``ParquetWriter`` on a second thread. No quarantine, expectations,
+    de-duplication or partitioning: the floor under any pyarrow-based converter, shown beside
+    DuckDB so the silverizer's overhead can be read off the same run.
 ``silverizer``
     The bench file is hard-linked into a scratch lake's bronze as ``<source>/<file name>`` and
     converted in-process with ``lakehouse_silverizer.runner.Silverizer(settings, registry,
@@ -43,7 +49,7 @@ from lakehouse_common.exceptions import LakehouseError
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 CONTRACTS_DIR = BENCH_DIR / "contracts"
-METHODS = ("duckdb", "pandas", "silverizer")
+METHODS = ("duckdb", "pandas", "silverizer", "pyarrow")
 PUBLISHED_AT_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 
 # Bench columns and their DuckDB types as read (published_at is parsed by strptime afterwards).
@@ -120,6 +126,82 @@ def run_pandas(fmt: str, source: Path, target: Path) -> dict[str, Any]:
     frame.to_parquet(target, compression="zstd", index=False)
     seconds = time.perf_counter() - started
     return {"rows_in": len(frame), "rows_out": len(frame), "seconds": seconds, "timing": "in-process"}
+
+
+def run_pyarrow(fmt: str, source: Path, target: Path) -> dict[str, Any]:
+    import queue  # noqa: PLC0415 - each worker imports only its own engine
+    import threading  # noqa: PLC0415
+
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.compute as pc  # noqa: PLC0415
+    import pyarrow.csv as pacsv  # noqa: PLC0415
+    import pyarrow.json as pajson  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    arrow = {"VARCHAR": pa.string(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_()}
+    types = {name: arrow[kind] for name, kind in READ_TYPES.items()}
+    started = time.perf_counter()
+    reader: Any
+    if fmt == "csv":
+        types["published_at"] = pa.timestamp("s", tz="UTC")
+        reader = pacsv.open_csv(
+            source,
+            read_options=pacsv.ReadOptions(block_size=8 << 20),
+            convert_options=pacsv.ConvertOptions(column_types=types, timestamp_parsers=[PUBLISHED_AT_FORMAT]),
+        )
+    elif fmt == "ndjson":
+        reader = pajson.open_json(
+            source,
+            read_options=pajson.ReadOptions(block_size=8 << 20),
+            parse_options=pajson.ParseOptions(explicit_schema=pa.schema(types)),
+        )
+    else:
+        raise BenchMethodError(f"unknown format {fmt!r}")
+    batches: queue.Queue[Any] = queue.Queue(maxsize=4)
+    failure: list[BaseException] = []
+    rows = 0
+
+    def write() -> None:
+        writer: pq.ParquetWriter | None = None
+        pending: list[Any] = []
+        batch: Any = True
+        try:
+            while True:
+                batch = batches.get()
+                if batch is not None:
+                    pending.append(batch)
+                if pending and (batch is None or sum(b.num_rows for b in pending) >= 128 * 1024):
+                    table = pa.Table.from_batches(pending)
+                    if fmt == "ndjson":
+                        table = table.set_column(
+                            table.schema.get_field_index("published_at"),
+                            "published_at",
+                            pc.strptime(table.column("published_at"), PUBLISHED_AT_FORMAT, "s"),
+                        )
+                    writer = writer or pq.ParquetWriter(target, table.schema, compression="zstd")
+                    writer.write_table(table, row_group_size=128 * 1024)
+                    pending = []
+                if batch is None:
+                    break
+        except BaseException as exc:
+            failure.append(exc)
+            while batch is not None:  # keep the reader from blocking on a full queue
+                batch = batches.get()
+        finally:
+            if writer is not None:
+                writer.close()
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    for batch in reader:
+        rows += batch.num_rows
+        batches.put(batch)
+    batches.put(None)
+    thread.join()
+    if failure:
+        raise BenchMethodError(f"pyarrow stream failed: {failure[0]}")
+    seconds = time.perf_counter() - started
+    return {"rows_in": rows, "rows_out": rows, "seconds": seconds, "timing": "in-process"}
 
 
 def prepare_lake(lake: Path, fmt: str, source: Path) -> tuple[str, str]:
@@ -207,6 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = run_duckdb(args.fmt, args.input, args.output)
         elif args.method == "pandas":
             result = run_pandas(args.fmt, args.input, args.output)
+        elif args.method == "pyarrow":
+            result = run_pyarrow(args.fmt, args.input, args.output)
         else:
             result = run_silverizer(args.fmt, args.input, args.output, args.silverizer_mode)
     except (BenchMethodError, ImportError, LakehouseError) as exc:

@@ -253,7 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="200MB,2GB", help="comma-separated input sizes (default: 200MB,2GB)")
     parser.add_argument("--formats", default=",".join(FORMATS), help="comma-separated: csv, ndjson")
-    parser.add_argument("--methods", default="duckdb,silverizer,pandas", help="comma-separated, run in this order")
+    parser.add_argument(
+        "--methods", default="duckdb,silverizer,pyarrow,pandas", help="comma-separated, run in this order"
+    )
     parser.add_argument(
         "--silverizer-mode", choices=("cli", "api"), default="api", help="in-process Silverizer API or its CLI"
     )

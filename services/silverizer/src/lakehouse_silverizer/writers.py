@@ -67,6 +67,7 @@ def _label(number: int, granularity: str) -> str:
 
 
 MAX_SLICES = 32
+IDLE_WRITES = 2  # batches without rows after which a partition's buffer is written out
 
 
 def take_sorted(table: pa.Table, indices: np.ndarray) -> pa.Table:
@@ -178,6 +179,8 @@ class PartitionedParquetWriter:
         self._buffered: dict[str, int] = {}
         self._bytes: dict[str, int] = {}
         self._encoding: tuple[list[str], list[str]] | None = None
+        self._calls = 0
+        self._touched: dict[str, int] = {}
         self.outputs: list[str] = []
         self.rows = 0
 
@@ -189,11 +192,20 @@ class PartitionedParquetWriter:
         return f"{self.table_name}/{self.partition.directory}={safe}/{name}"
 
     def write(self, pieces: list[tuple[str, pa.Table]]) -> None:
-        """Buffer rows already split by partition value (see :func:`split_by_partition`)."""
+        """Buffer rows already split by partition value (see :func:`split_by_partition`).
+
+        A partition that received nothing for a few batches is written out at once: bronze
+        usually comes in time order, so its month is over, and writing it now overlaps the
+        work with reading instead of leaving it all to :meth:`close`.
+        """
+        self._calls += 1
         for value, table in pieces:
             if table.num_rows:
                 self.rows += table.num_rows
+                self._touched[value] = self._calls
                 self._buffer(value, table.cast(self.schema) if table.schema != self.schema else table)
+        for value in [v for v in self._buffers if self._calls - self._touched.get(v, 0) >= IDLE_WRITES]:
+            self._flush(value)
 
     def _buffer(self, value: str, table: pa.Table) -> None:
         """Buffer rows per partition; memory stays bounded however many partitions a file has."""
