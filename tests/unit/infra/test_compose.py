@@ -352,8 +352,19 @@ def test_there_is_one_minio_policy_per_role() -> None:
 @pytest.mark.parametrize(
     ("role", "action", "resource", "allowed"),
     [
-        # ingestor: write and list bronze, nothing else
+        # ingestor: write and list bronze, read back its own state (the incremental cursor), nothing else
         pytest.param("ingestor", "s3:PutObject", obj("bronze"), True, id="ingestor-writes-bronze"),
+        pytest.param(
+            "ingestor", "s3:GetObject", "arn:aws:s3:::bronze/_state/vacancies.json", True, id="ingestor-reads-its-state"
+        ),
+        pytest.param("ingestor", "s3:GetObject", obj("bronze"), False, id="ingestor-cannot-read-bronze-data"),
+        pytest.param(
+            "ingestor",
+            "s3:GetObject",
+            "arn:aws:s3:::bronze/_index/vacancies/ab",
+            False,
+            id="ingestor-cannot-read-index",
+        ),
         pytest.param("ingestor", "s3:ListBucket", bucket_arn("bronze"), True, id="ingestor-lists-bronze"),
         pytest.param("ingestor", "s3:AbortMultipartUpload", obj("bronze"), True, id="ingestor-aborts-uploads"),
         pytest.param("ingestor", "s3:DeleteObject", obj("bronze"), False, id="ingestor-cannot-delete-bronze"),

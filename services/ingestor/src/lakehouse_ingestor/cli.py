@@ -3,6 +3,9 @@
 ``lakehouse-ingest sample`` writes the deterministic sample (see :mod:`lakehouse_ingestor.sample`)
 into the bronze layer configured by ``LAKEHOUSE_*`` and prints a one-screen summary. Rerunning it
 writes nothing new: the keys are content-addressed and the writes create-if-absent.
+
+``run``, ``serve``, ``sources`` and ``import`` fetch the sources their contracts' ``ingest``
+sections describe (see :mod:`lakehouse_ingestor.commands`).
 """
 
 from __future__ import annotations
@@ -14,12 +17,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date
+from pathlib import Path
 from typing import TextIO
 
 from lakehouse_common.exceptions import LakehouseError
 from lakehouse_common.settings import get_settings as get_lake_settings
 from lakehouse_common.storage import Lake
+from lakehouse_ingestor import commands as fetching
 from lakehouse_ingestor.sample import Sample, SampleConfig, generate_sample
+from lakehouse_ingestor.sample_api import serve_until_signalled, start_sample_api
 from lakehouse_ingestor.settings import HH_MAX_PER_PAGE
 from lakehouse_ingestor.settings import get_settings as get_ingestor_settings
 from lakehouse_ingestor.writers import BronzeWriter, WriteResult
@@ -64,6 +70,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="inject the documented bad records (default: on)",
     )
     sample.add_argument("--dry-run", action="store_true", help="generate and summarise, write nothing")
+    sample_api = commands.add_parser(
+        "sample-api",
+        help="serve the sample over HTTP in hh.ru's shapes (for make demo and by hand)",
+        description="Serve the deterministic sample as an hh.ru-style API: GET /vacancies (2000-result cap), "
+        "/vacancies/{id}, /rates.csv, /rates.json, with occasional 429/500/503 so retries show. "
+        "Defaults come from LAKEHOUSE_INGESTOR_SAMPLE_* and LAKEHOUSE_INGESTOR_SAMPLE_API_*; the flags override them. "
+        "Runs until SIGTERM or Ctrl-C.",
+    )
+    sample_api.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    sample_api.add_argument("--port", type=int, help="port to bind, 0 picks a free one (default 8765)")
+    sample_api.add_argument("--fault-rate", type=float, help="share of requests failed once, 0 disables (default 0.01)")
+    sample_api.add_argument("--ready-file", type=Path, help="write the URL here once listening (removed on exit)")
+    sample_api.add_argument("--seed", type=int, help="seed of the generator")
+    sample_api.add_argument("--size", type=_positive, help="number of vacancies")
+    sample_api.add_argument("--start", type=date.fromisoformat, help="first publication day, YYYY-MM-DD")
+    sample_api.add_argument("--days", type=_positive, help="length of the publication period in days")
+    sample_api.add_argument(
+        "--bad-records", action=argparse.BooleanOptionalAction, default=None, help="inject bad records (default: on)"
+    )
+    fetching.add_commands(commands)
     return parser
 
 
@@ -135,11 +161,35 @@ def run_sample(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def run_sample_api(args: argparse.Namespace, out: TextIO) -> int:
+    settings = get_ingestor_settings()
+    overrides = {
+        "seed": args.seed,
+        "size": args.size,
+        "start": args.start,
+        "days": args.days,
+        "bad_records": args.bad_records,
+    }
+    config = replace(SampleConfig.from_settings(settings), **{k: v for k, v in overrides.items() if v is not None})
+    handle = start_sample_api(
+        config,
+        host=settings.sample_api_host if args.host is None else args.host,
+        port=settings.sample_api_port if args.port is None else args.port,
+        fault_rate=settings.sample_api_fault_rate if args.fault_rate is None else args.fault_rate,
+    )
+    serve_until_signalled(handle, out, args.ready_file)
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "sample":
             return run_sample(args, sys.stdout)
+        if args.command in fetching.COMMANDS:
+            return fetching.dispatch(args, sys.stdout)
+        if args.command == "sample-api":
+            return run_sample_api(args, sys.stdout)
     except LakehouseError as exc:
         print(f"lakehouse-ingest: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -35,6 +35,13 @@ def content_digest(data: bytes) -> str:
 
 def bronze_key(source: str, data: bytes, ext: str, fetched_at: datetime) -> str:
     """The bronze key of ``data`` fetched from ``source`` at ``fetched_at`` (timezone-aware)."""
+    return bronze_key_for_digest(source, content_digest(data), ext, fetched_at)
+
+
+def bronze_key_for_digest(source: str, digest: str, ext: str, fetched_at: datetime) -> str:
+    """:func:`bronze_key` for a payload whose SHA-256 (hex, 16 digits or more) is already known."""
+    if not re.fullmatch(r"[0-9a-f]{16,64}", digest):
+        raise BronzeKeyError(f"digest {digest!r} must be 16 to 64 lowercase hex digits of a SHA-256")
     if not _SOURCE.match(source):
         raise BronzeKeyError(f"source name {source!r} must be snake_case ([a-z][a-z0-9_]*)")
     clean_ext = ext.lstrip(".").lower()
@@ -43,7 +50,7 @@ def bronze_key(source: str, data: bytes, ext: str, fetched_at: datetime) -> str:
     if fetched_at.tzinfo is None or fetched_at.utcoffset() is None:
         raise BronzeKeyError(f"fetched_at must be timezone-aware, got naive {fetched_at.isoformat()}")
     utc = fetched_at.astimezone(UTC)
-    return f"{source}/ingest_date={utc:%Y-%m-%d}/{utc.strftime(TIMESTAMP_FORMAT)}-{content_digest(data)}.{clean_ext}"
+    return f"{source}/ingest_date={utc:%Y-%m-%d}/{utc.strftime(TIMESTAMP_FORMAT)}-{digest[:DIGEST_CHARS]}.{clean_ext}"
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,12 @@ Where the lake lives is not configured here: that is :mod:`lakehouse_common.sett
 from __future__ import annotations
 
 from datetime import date
+from typing import Literal
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from lakehouse_common.contracts import Duration
 from lakehouse_ingestor.exceptions import IngestorSettingsError
 
 HH_MAX_PER_PAGE = 100
@@ -19,7 +21,8 @@ HH_MAX_PER_PAGE = 100
 
 
 class IngestorSettings(BaseSettings):
-    """What the sample generator writes; the defaults give ~3000 vacancies over 2025."""
+    """What the sample generator writes (the defaults give ~3000 vacancies over 2025), and how
+    ``run``/``serve`` log and pace themselves (the sources themselves are in the contracts)."""
 
     model_config = SettingsConfigDict(env_prefix="LAKEHOUSE_INGESTOR_", extra="ignore", frozen=True)
 
@@ -30,6 +33,22 @@ class IngestorSettings(BaseSettings):
     sample_window_days: int = Field(default=14, ge=1, le=366, description="Length of one search date window.")
     sample_per_page: int = Field(default=HH_MAX_PER_PAGE, ge=1, le=HH_MAX_PER_PAGE)
     sample_bad_records: bool = Field(default=True, description="Inject the documented bad records.")
+    sample_api_host: str = Field(default="127.0.0.1", description="Address `lakehouse-ingest sample-api` binds.")
+    sample_api_port: int = Field(default=8765, ge=0, le=65535, description="Its port; 0 picks a free one.")
+    sample_api_fault_rate: float = Field(
+        default=0.01, ge=0.0, le=1.0, description="Share of sample API requests answered 429, 500 or 503 first."
+    )
+
+    # -- lakehouse-ingest run / serve / import ---------------------------------------------------
+    log_format: Literal["text", "json"] = Field(default="text", description="logfmt lines, or JSON lines.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    rate_limit_per_s: float | None = Field(
+        default=None, gt=0, le=10_000, description="Overrides every source's rate limit (the local sample API)."
+    )
+    intervals: dict[str, Duration] = Field(
+        default_factory=dict, description='serve: intervals overriding the contracts\', e.g. {"vacancies": "15 min"}.'
+    )
+    serve_retry_s: float = Field(default=300.0, gt=0, description="serve: a failed source is tried again this soon.")
 
 
 def get_settings(**overrides: object) -> IngestorSettings:
