@@ -26,8 +26,17 @@ $(STAMP): requirements/constraints.txt requirements/dev.txt services/*/pyproject
 
 setup: $(STAMP) ## Create .venv with pinned dependencies (only when missing or changed)
 
-demo: setup ## Sample bronze -> silver -> gold on the local lake (data/), then print the marts
-	$(BIN)/lakehouse-ingest sample
+DEMO_UNTIL ?= 2026-01-01T00:00:00+03:00
+
+demo: setup ## Ingest the sample API over HTTP -> bronze -> silver -> gold on the local lake (data/), print the marts
+	@mkdir -p .lakehouse; rm -f .lakehouse/sample-api.url
+	@# The local sample API serves hh.ru-shaped pages and details, with a few 429/500s so the retries show.
+	@$(BIN)/lakehouse-ingest sample-api --port 0 --ready-file .lakehouse/sample-api.url & api=$$!; \
+	trap 'kill $$api 2>/dev/null; wait $$api 2>/dev/null' EXIT; \
+	for _ in $$(seq 100); do test -s .lakehouse/sample-api.url && break; sleep 0.1; done; \
+	url=$$(cat .lakehouse/sample-api.url); echo "sample API at $$url"; \
+	LAKEHOUSE_INGESTOR_HH_BASE_URL=$$url LAKEHOUSE_INGESTOR_API_URL=$$url LAKEHOUSE_INGESTOR_RATE_LIMIT_PER_S=1000 \
+	  $(BIN)/lakehouse-ingest run --once --until $(DEMO_UNTIL)
 	$(BIN)/lakehouse-silverize run
 	$(BIN)/lakehouse-gold build
 	$(BIN)/lakehouse-gold show

@@ -39,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("sources", nargs="*", help="source names; none means every source")
     run.add_argument("--key", help="process only this bronze key (must be pending)")
     run.add_argument("--strict", action="store_true", help="exit 1 when any object was quarantined whole")
+    run.add_argument("--objects", action="store_true", help="print one line per object, not per source")
     again = sub.add_parser("reprocess", help="process objects again, replacing their silver outputs")
     again.add_argument("source")
     again.add_argument("--key", help="only this bronze key (default: every object of the source)")
@@ -63,6 +64,21 @@ def _table(entries: Sequence[LedgerEntry]) -> str:
             value = str(row[name])[:19] if name == "finished_at" else str(row[name])
             cells.append(value.ljust(width))
         lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def _by_source(entries: Sequence[LedgerEntry]) -> str:
+    """One line per source: objects and rows (the ledger holds the per-object detail)."""
+    names = ("objects", "rows_in", "rows_out", "rows_quarantined", "rows_deduplicated", "not_loaded")
+    lines = ["source            " + "  ".join(HEADERS.get(n, n).rjust(9) for n in names)]
+    for source in sorted({e.source for e in entries}):
+        mine = [e for e in entries if e.source == source]
+        values = [
+            len(mine),
+            *(sum(getattr(e, n) for e in mine) for n in names[1:5]),
+            sum(e.status != "loaded" for e in mine),
+        ]
+        lines.append(f"{source:<16}  " + "  ".join(str(v).rjust(9) for v in values))
     return "\n".join(lines)
 
 
@@ -100,7 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 entries = []
                 for source in args.sources or silverizer.sources():
                     entries += silverizer.run_source(source).entries
-            print(_table(entries) if entries else "", end="\n" if entries else "")
+            if entries:
+                print(_table(entries) if args.objects else _by_source(entries))
             print(_summary(entries))
             return 1 if args.strict and any(e.status != "loaded" for e in entries) else 0
         if args.command == "reprocess":
