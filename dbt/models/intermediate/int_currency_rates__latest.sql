@@ -8,10 +8,7 @@ rates as (
 ranked as (
     select
         *,
-        row_number() over (
-            partition by rate_date, currency_code
-            order by ingested_at desc, bronze_key desc, bronze_row desc
-        ) as version_rank
+        {{ newest_version('rate_date, currency_code') }} as version_rank
     from rates
 )
 

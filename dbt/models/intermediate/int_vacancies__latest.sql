@@ -8,10 +8,7 @@ vacancies as (
 ranked as (
     select
         *,
-        row_number() over (
-            partition by vacancy_id
-            order by ingested_at desc, bronze_key desc, bronze_row desc
-        ) as version_rank
+        {{ newest_version('vacancy_id') }} as version_rank
     from vacancies
 )
 

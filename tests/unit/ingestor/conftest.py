@@ -1,21 +1,10 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from lakehouse_common.settings import Settings, get_settings
+from lakehouse_common.settings import Settings
 from lakehouse_common.storage import Lake
 from lakehouse_ingestor.sample import Sample, SampleConfig, generate_sample
-
-REPO = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return get_settings(
-        backend="local", data_dir=tmp_path / "data", contracts_dir=REPO / "contracts", scratch_dir=tmp_path / "scratch"
-    )
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import os
 import tempfile
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,19 +78,16 @@ class LayerStore(ABC):
         """The object's info, or None when it does not exist."""
 
     def open_input(self, key: str) -> pa.NativeFile:
-        try:
-            return self.filesystem.open_input_stream(self.fs_path(key))
-        except FileNotFoundError as exc:
-            raise ObjectNotFoundError(self.layer, key) from exc
-        except OSError as exc:
-            if self.stat(key) is None:
-                raise ObjectNotFoundError(self.layer, key) from exc
-            raise StorageError(f"cannot read {self.uri(key)}: {exc}") from exc
+        """A sequential stream, decompressed by extension (.gz, .bz2, .zst, .lz4)."""
+        return self._open(self.filesystem.open_input_stream, key)
 
     def open_random(self, key: str) -> pa.NativeFile:
         """A random-access file (``read_at``): local reads, or ranged GETs on S3. No decompression."""
+        return self._open(self.filesystem.open_input_file, key)
+
+    def _open(self, opener: Callable[[str], pa.NativeFile], key: str) -> pa.NativeFile:
         try:
-            return self.filesystem.open_input_file(self.fs_path(key))
+            return opener(self.fs_path(key))
         except FileNotFoundError as exc:
             raise ObjectNotFoundError(self.layer, key) from exc
         except OSError as exc:

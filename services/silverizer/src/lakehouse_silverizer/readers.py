@@ -200,15 +200,9 @@ def to_utf8(chunk: Chunk, encoding: str, key: str) -> bytes:
     if encoding in UTF8:
         return chunk.data
     try:
-        text = chunk.data.decode(encoding)
+        return chunk.data.decode(encoding).encode("utf-8")
     except UnicodeDecodeError as exc:
-        line = chunk.first_line + chunk.data.count(b"\n", 0, exc.start)
-        raise FileUnreadableError(
-            key,
-            f"line {line} is not valid {encoding} (byte 0x{chunk.data[exc.start]:02x}); "
-            "set format.encoding in the contract to the file's real encoding",
-        ) from exc
-    return text.encode("utf-8")
+        raise _decode_error(chunk, key, encoding, exc) from exc
 
 
 def utf8_error(chunk: Chunk, key: str) -> FileUnreadableError:
@@ -216,13 +210,17 @@ def utf8_error(chunk: Chunk, key: str) -> FileUnreadableError:
     try:
         chunk.data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = chunk.first_line + chunk.data.count(b"\n", 0, exc.start)
-        return FileUnreadableError(
-            key,
-            f"line {line} is not valid utf-8 (byte 0x{chunk.data[exc.start]:02x}); "
-            "set format.encoding in the contract to the file's real encoding",
-        )
+        return _decode_error(chunk, key, "utf-8", exc)
     return FileUnreadableError(key, f"invalid UTF-8 near line {chunk.first_line}")
+
+
+def _decode_error(chunk: Chunk, key: str, encoding: str, exc: UnicodeDecodeError) -> FileUnreadableError:
+    line = chunk.first_line + chunk.data.count(b"\n", 0, exc.start)
+    return FileUnreadableError(
+        key,
+        f"line {line} is not valid {encoding} (byte 0x{chunk.data[exc.start]:02x}); "
+        "set format.encoding in the contract to the file's real encoding",
+    )
 
 
 # ---------------------------------------------------------------------------------------------
