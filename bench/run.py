@@ -8,8 +8,8 @@ children) belongs to that method alone. It prints a table and writes ``bench/res
 ``ratio_to_duckdb`` is ``duckdb_seconds / method_seconds``: 1.0 for DuckDB, 0.25 for a method
 four times slower. MB are decimal (10**6 bytes). This process imports
 neither numpy nor pyarrow and generates inputs in a child, because a child's peak RSS starts from
-its parent's RSS at fork time. Inputs sit in the page cache (they were just
-written or read), so the numbers measure conversion, not disk.
+its parent's RSS at fork time. Each input is read once right before each method, so it sits in
+the page cache for every method alike: the numbers measure conversion, not disk.
 """
 
 from __future__ import annotations
@@ -164,6 +164,14 @@ def _best(runs: Sequence[MethodRun]) -> MethodRun:
     return dataclasses.replace(middle, peak_rss_mb=max(r.peak_rss_mb for r in runs))
 
 
+def warm_page_cache(path: Path, block: int = 8 << 20) -> None:
+    """Read the input once right before each method, so none pays for a cold read that another
+    method's memory use caused (this process stays small: one block at a time)."""
+    with open(path, "rb", buffering=0) as handle:
+        while handle.read(block):
+            pass
+
+
 def run_case(
     made: GeneratedFile, methods: Sequence[str], work_dir: Path, silverizer_mode: str, limits: Limits, repeat: int
 ) -> list[Result]:
@@ -173,6 +181,7 @@ def run_case(
         runs: list[MethodRun] = []
         for attempt in range(repeat):
             print(f"  {case}: {method} ({attempt + 1}/{repeat}) ...", file=sys.stderr, flush=True)
+            warm_page_cache(made.path)
             runs.append(run_method(method, made, work_dir / method, silverizer_mode, limits))
             shutil.rmtree(work_dir / method, ignore_errors=True)
             if runs[-1].error:
