@@ -263,3 +263,10 @@ def test_sources_without_a_contract_get_an_inferred_one_and_a_new_column_policy(
     last = rows[-1]
     assert column in last
     assert "red" in str(last[column])
+
+
+def test_sources_are_the_contracts_plus_undeclared_bronze_folders(silverizer: Silverizer) -> None:
+    put(silverizer, "events/1.csv", "id\n1\n")
+    put(silverizer, "_meta/events/1.csv.json", "{}")  # the ingestor's bookkeeping is not a source
+    put(silverizer, "_state/vacancies.json", "{}")
+    assert silverizer.sources() == ["currency_rates", "events", "vacancies", "vacancy_details"]

@@ -74,6 +74,10 @@ class LayerStore(ABC):
         """Objects under ``prefix``, sorted by key; temporary files are never listed."""
 
     @abstractmethod
+    def folders(self) -> tuple[str, ...]:
+        """The top-level "folders" (key prefixes up to the first '/'), sorted, without listing objects."""
+
+    @abstractmethod
     def stat(self, key: str) -> ObjectInfo | None:
         """The object's info, or None when it does not exist."""
 
@@ -165,6 +169,11 @@ class LocalLayerStore(LayerStore):
                         found.append(self._info(path, path.stat()))
         yield from sorted(found, key=lambda info: info.key)
 
+    def folders(self) -> tuple[str, ...]:
+        if not self.root.is_dir():
+            return ()
+        return tuple(sorted(p.name for p in self.root.iterdir() if p.is_dir()))
+
     def stat(self, key: str) -> ObjectInfo | None:
         path = self.path(key)
         try:
@@ -244,6 +253,18 @@ class S3LayerStore(LayerStore):
                     )
         except self.client.exceptions.NoSuchBucket as exc:
             raise StorageError(f"bucket {self.bucket!r} for the {self.layer} layer does not exist") from exc
+
+    def folders(self) -> tuple[str, ...]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            found = {
+                str(prefix["Prefix"]).rstrip("/")
+                for page in paginator.paginate(Bucket=self.bucket, Delimiter="/")
+                for prefix in page.get("CommonPrefixes", [])
+            }
+        except self.client.exceptions.NoSuchBucket as exc:
+            raise StorageError(f"bucket {self.bucket!r} for the {self.layer} layer does not exist") from exc
+        return tuple(sorted(found))
 
     def stat(self, key: str) -> ObjectInfo | None:
         try:

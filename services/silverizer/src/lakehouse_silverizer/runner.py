@@ -70,12 +70,9 @@ class Silverizer:
 
     # -- sources and contracts ---------------------------------------------------------------
     def sources(self) -> list[str]:
-        """Declared sources plus any bronze top-level prefix without a contract."""
+        """Declared sources plus any bronze top-level folder without a contract (not ``_``/``.`` ones)."""
         found = set(self.registry.names())
-        for info in self.lake.bronze.list():
-            top = info.key.split("/", 1)[0]
-            if "/" in info.key and not top.startswith(("_", ".")):
-                found.add(top)
+        found.update(f for f in self.lake.bronze.folders() if not f.startswith(("_", ".")))
         return sorted(found)
 
     def contract(self, source: str, sample: ObjectInfo | None = None) -> Contract:
