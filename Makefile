@@ -7,16 +7,17 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed
-PACKAGES := -e services/common -e services/silverizer -e services/ingestor -e services/gold
+PACKAGES := -e services/common -e services/silverizer -e services/ingestor -e services/gold -e services/orchestration -e services/bridge -e minio
 BENCH_SIZES ?= 200MB,2GB
 BENCH_ARGS ?= --max-rss-mb 12000
+LATENCY_DROPS ?= 10
 
-.PHONY: help setup demo silver gold replicate test unit integration check lint typecheck bench constraints clean clean-lake
+.PHONY: help setup up demo airflow silver gold replicate test unit integration check lint typecheck bench bench-latency constraints clean clean-lake
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(STAMP): requirements/constraints.txt requirements/dev.txt services/*/pyproject.toml
+$(STAMP): requirements/constraints.txt requirements/dev.txt services/*/pyproject.toml minio/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c requirements/constraints.txt -r requirements/dev.txt $(PACKAGES)
@@ -31,16 +32,29 @@ DEMO_UNTIL ?= 2026-01-01T00:00:00+03:00
 demo: setup ## Ingest the sample API over HTTP -> bronze -> silver -> gold on the local lake (data/), print the marts
 	@mkdir -p .lakehouse; rm -f .lakehouse/sample-api.url
 	@# The local sample API serves hh.ru-shaped pages and details, with a few 429/500s so the retries show.
-	@$(BIN)/lakehouse-ingest sample-api --port 0 --ready-file .lakehouse/sample-api.url & api=$$!; \
+	@$(BIN)/lakehouse-ingest sample-api --port 0 --fault-rate 0.004 --ready-file .lakehouse/sample-api.url & api=$$!; \
 	trap 'kill $$api 2>/dev/null; wait $$api 2>/dev/null' EXIT; \
 	for _ in $$(seq 100); do test -s .lakehouse/sample-api.url && break; sleep 0.1; done; \
 	url=$$(cat .lakehouse/sample-api.url); echo "sample API at $$url"; \
 	LAKEHOUSE_INGESTOR_HH_BASE_URL=$$url LAKEHOUSE_INGESTOR_API_URL=$$url LAKEHOUSE_INGESTOR_RATE_LIMIT_PER_S=1000 \
 	  $(BIN)/lakehouse-ingest run --once --until $(DEMO_UNTIL)
-	$(BIN)/lakehouse-silverize run
-	$(BIN)/lakehouse-gold build
+	@# bronze -> silver -> gold -> replica through the Airflow DAGs in dags/, in process (dag.test()).
+	$(BIN)/lakehouse-pipeline run
 	$(BIN)/lakehouse-gold show
-	$(BIN)/lakehouse-gold replicate
+
+AIRFLOW_PORT ?= 8080
+AIRFLOW_PARALLELISM ?= 4
+
+airflow: setup ## Local Airflow 3 (standalone) running dags/ on the local lake; drop files into data/bronze/<source>/
+	@mkdir -p data/bronze .lakehouse/airflow
+	AIRFLOW_HOME=$(CURDIR)/.lakehouse/airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
+	AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__CORE__PARALLELISM=$(AIRFLOW_PARALLELISM) \
+	AIRFLOW__API__PORT=$(AIRFLOW_PORT) AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://localhost:$(AIRFLOW_PORT)/execution/ \
+	AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=30 \
+	AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False \
+	LAKEHOUSE_BACKEND=local LAKEHOUSE_DATA_DIR=$(CURDIR)/data LAKEHOUSE_CONTRACTS_DIR=$(CURDIR)/contracts \
+	LAKEHOUSE_DBT_PROJECT_DIR=$(CURDIR)/dbt LAKEHOUSE_SCRATCH_DIR=$(CURDIR)/.lakehouse \
+	  PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/airflow standalone
 
 silver: setup ## Process every pending bronze object
 	$(BIN)/lakehouse-silverize run
@@ -68,11 +82,19 @@ lint: setup
 	$(BIN)/sqlfluff lint dbt/models
 	$(BIN)/yamllint -s -c .yamllint.yml docker-compose.yml contracts bench/contracts dbt/models
 
-typecheck: setup
-	$(BIN)/mypy services/common/src services/silverizer/src services/ingestor/src services/gold/src bench
+up: ## Check .env (no placeholder or default secrets), then start the stack: docker compose up -d
+	python3 infra/check_env.py --env-file .env --compose-file docker-compose.yml
+	docker compose up -d
 
-bench: setup ## Silverizer vs DuckDB COPY vs pandas on ~200 MB and ~2 GB (writes bench/results.json)
+typecheck: setup
+	$(BIN)/mypy services/common/src services/silverizer/src services/ingestor/src services/gold/src services/bridge/src services/orchestration/src minio/src infra/check_env.py dags bench
+
+bench: setup ## Throughput (silverizer vs DuckDB COPY vs pandas, ~200 MB and ~2 GB), then drop->silver/gold latency (bench/results.json)
 	$(PY) -m bench.run --sizes $(BENCH_SIZES) $(BENCH_ARGS)
+	$(PY) -m bench.latency --drops $(LATENCY_DROPS)
+
+bench-latency: setup ## Latency through a real Airflow + bridge: file drop -> silver, -> gold replicated (p50/p95)
+	$(PY) -m bench.latency --drops $(LATENCY_DROPS)
 
 constraints: setup ## Re-pin requirements/constraints.txt from the current .venv
 	@{ echo "# Pinned versions of every package the project installs (pip install -c requirements/constraints.txt ...)."; \

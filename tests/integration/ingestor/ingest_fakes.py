@@ -226,10 +226,11 @@ def repo_contract(name: str) -> dict[str, Any]:
 
 
 def vacancies_contracts(directory: Path, **ingest_changes: Any) -> Path:
-    """The repository's vacancies and vacancy_details contracts, with ``initial`` at :data:`DAY0`
-    and ``ingest`` keys replaced (``None`` removes a key)."""
+    """The repository's vacancies and vacancy_details contracts, with daily windows from
+    :data:`DAY0` and ``ingest`` keys replaced (``None`` removes a key)."""
     doc = repo_contract("vacancies")
     doc["ingest"]["window"]["initial"] = DAY0.isoformat()
+    doc["ingest"]["window"]["step"] = "1 day"  # these tests count daily windows
     for key, value in ingest_changes.items():
         if value is None:
             doc["ingest"].pop(key, None)

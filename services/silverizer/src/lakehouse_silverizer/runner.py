@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from lakehouse_common.contracts import Contract, ContractRegistry
 from lakehouse_common.exceptions import ObjectNotFoundError, UnknownSourceError
-from lakehouse_common.ledger import Ledger, LedgerEntry, key_id
+from lakehouse_common.ledger import Ledger, LedgerEntry, is_data_object, key_id
 from lakehouse_common.settings import Settings
 from lakehouse_common.storage import Lake, ObjectInfo
 from lakehouse_silverizer import infer
@@ -88,7 +88,7 @@ class Silverizer:
 
     def objects(self, source: str) -> list[ObjectInfo]:
         prefix = self.registry.get(source).prefix if source in self.registry else f"{source}/"
-        return [o for o in self.lake.bronze.list(prefix) if not o.key.rsplit("/", 1)[-1].startswith((".", "_"))]
+        return [o for o in self.lake.bronze.list(prefix) if is_data_object(o.key)]
 
     def pending(self, source: str) -> list[ObjectInfo]:
         return self.ledger.pending(source, self.objects(source))

@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Refuse to start the stack with a missing, placeholder or well-known secret (``make up`` runs it).
+
+Checks the variables that ``docker-compose.yml`` interpolates, with the values compose would use
+(the shell's environment first, then ``.env``):
+
+- every ``${VAR:?...}`` is set and not empty;
+- no secret (a name with PASSWORD, SECRET, TOKEN, FERNET, JWT or PRIVATE_KEY) is still a
+  ``change-me`` placeholder, a well-known default (``minioadmin``, ``airflow``, ``password``...),
+  shorter than 12 characters, or equal to its own user name (``airflow``/``airflow``);
+- MinIO's root user is not ``minioadmin``.
+
+Standard library only, so it runs with any ``python3`` before the virtualenv exists. Secret values
+are never printed. Exit status 0 when the environment is usable, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+GENERATE_HINT = "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(24))'"
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|FERNET|JWT|PRIVATE_KEY")
+MIN_SECRET_LENGTH = 12
+WELL_KNOWN = frozenset(
+    {
+        "minioadmin",
+        "minio123",
+        "airflow",
+        "admin",
+        "administrator",
+        "password",
+        "passw0rd",
+        "postgres",
+        "secret",
+        "changeme",
+        "change-me",
+        "root",
+        "test",
+        "example",
+        "default",
+        "12345678",
+        "123456789",
+        "1234567890",
+    }
+)
+DEFAULT_USERS = {"MINIO_ROOT_USER": frozenset({"minioadmin"})}
+# ${VAR}, ${VAR:-default}, ${VAR:?message} and $VAR, but not the escaped $${VAR} or $$VAR.
+REFERENCE = re.compile(r"(?<!\$)\$(?:\{([A-Za-z_][A-Za-z0-9_]*)([^}]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A variable compose interpolates; ``required`` when written ``${VAR:?...}`` or ``${VAR?...}``."""
+
+    name: str
+    required: bool
+
+
+def parse_env_file(text: str) -> dict[str, str]:
+    """``NAME=value`` lines as compose reads them: comments, blank lines, ``export`` and quotes allowed."""
+    values: dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").strip()
+        name, sep, value = line.partition("=")
+        if not sep:
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        else:
+            value = re.sub(r"\s+#.*$", "", value)
+        values[name.strip()] = value
+    return values
+
+
+def compose_references(text: str) -> list[Reference]:
+    """The variables a compose file interpolates (comments skipped), each once, required if any use is."""
+    required: dict[str, bool] = {}
+    for raw in text.splitlines():
+        if raw.strip().startswith("#"):
+            continue
+        line = re.sub(r"\s+#.*$", "", raw)
+        for match in REFERENCE.finditer(line):
+            name = match.group(1) or match.group(3)
+            modifier = match.group(2) or ""
+            required[name] = required.get(name, False) or modifier.startswith((":?", "?"))
+    return [Reference(name, is_required) for name, is_required in required.items()]
+
+
+def _is_placeholder(value: str) -> bool:
+    lowered = value.lower()
+    return "change-me" in lowered or "changeme" in lowered or (lowered.startswith("<") and lowered.endswith(">"))
+
+
+def _user_of(name: str, values: Mapping[str, str]) -> str | None:
+    """``POSTGRES_USER`` for ``POSTGRES_PASSWORD``, ``MINIO_ROOT_USER`` for ``MINIO_ROOT_PASSWORD``..."""
+    for secret_word in ("PASSWORD", "SECRET_KEY", "SECRET"):
+        if secret_word in name:
+            for user_word in ("USER", "ACCESS_KEY", "USERNAME"):
+                candidate = name.replace(secret_word, user_word)
+                if candidate != name and candidate in values:
+                    return values[candidate]
+    return None
+
+
+def problems(values: Mapping[str, str], references: Iterable[Reference]) -> list[str]:
+    """What is wrong with ``values`` for these references, one message per variable (no secret shown)."""
+    found: list[str] = []
+    for reference in references:
+        name = reference.name
+        value = values.get(name, "")
+        if not value:
+            if reference.required:
+                found.append(f"{name} is not set: docker-compose.yml requires it")
+            continue
+        if name in DEFAULT_USERS and value.lower() in DEFAULT_USERS[name]:
+            found.append(f"{name} is the well-known default {value!r}: choose another user name")
+        if not SECRET_NAME.search(name):
+            continue
+        if _is_placeholder(value):
+            found.append(f"{name} is still the .env.example placeholder")
+        elif value.lower() in WELL_KNOWN:
+            found.append(f"{name} is a well-known default password")
+        elif value == _user_of(name, values):
+            found.append(f"{name} equals its user name")
+        elif len(value) < MIN_SECRET_LENGTH:
+            found.append(f"{name} is shorter than {MIN_SECRET_LENGTH} characters")
+    return found
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="check_env.py", description="Check .env before `docker compose up` (make up runs this)."
+    )
+    parser.add_argument("--env-file", type=Path, default=Path(".env"))
+    parser.add_argument("--compose-file", type=Path, default=Path("docker-compose.yml"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    environ = os.environ if environ is None else environ
+    if not args.env_file.is_file():
+        print(
+            f"check-env: {args.env_file} does not exist: run `cp .env.example {args.env_file}` and replace every "
+            f"change-me-... value ({GENERATE_HINT})",
+            file=sys.stderr,
+        )
+        return 1
+    values = parse_env_file(args.env_file.read_text(encoding="utf-8"))
+    references = compose_references(args.compose_file.read_text(encoding="utf-8"))
+    # Compose prefers the shell's environment to .env for the variables it interpolates.
+    values.update({ref.name: environ[ref.name] for ref in references if ref.name in environ})
+    found = problems(values, references)
+    if found:
+        print(f"check-env: {args.env_file} is not ready for `docker compose up`:", file=sys.stderr)
+        for problem in found:
+            print(f"  - {problem}", file=sys.stderr)
+        print(f"Set real values in {args.env_file}; {GENERATE_HINT}", file=sys.stderr)
+        return 1
+    print(f"check-env: {args.env_file}: {len(references)} compose variables checked, no placeholder or default secret")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,3 @@
+"""Mini-Lakehouse orchestration: what the thin DAGs in dags/ call."""
+
+from __future__ import annotations
