@@ -22,7 +22,7 @@ $(STAMP): requirements/constraints.txt requirements/dev.txt services/*/pyproject
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c requirements/constraints.txt -r requirements/dev.txt $(PACKAGES)
 	@# DuckDB's httpfs comes from a PyPI wheel; copy it where DuckDB loads extensions (no download).
-	$(PY) -c 'import duckdb_extensions; duckdb_extensions.import_extension("httpfs")'
+	$(PY) -c 'import duckdb_extensions; [duckdb_extensions.import_extension(e) for e in ("httpfs", "aws")]'
 	@touch $(STAMP)
 
 setup: $(STAMP) ## Create .venv with pinned dependencies (only when missing or changed)
@@ -41,6 +41,7 @@ demo: setup ## Ingest the sample API over HTTP -> bronze -> silver -> gold on th
 	@# bronze -> silver -> gold -> replica through the Airflow DAGs in dags/, in process (dag.test()).
 	$(BIN)/lakehouse-pipeline run
 	$(BIN)/lakehouse-gold show
+	@$(BIN)/lakehouse-gold --log-level WARNING report
 
 AIRFLOW_PORT ?= 8080
 AIRFLOW_PARALLELISM ?= 4
@@ -106,3 +107,16 @@ clean-lake: ## Delete the local lake (data/) and scratch files
 
 clean: clean-lake ## Also delete the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dbt/target dbt/logs
+
+# -- for analysts: a DuckDB catalog, the HTML report, dbt's docs ------------------------------
+CATALOG ?= lakehouse.duckdb
+.PHONY: catalog report docs
+
+catalog: setup ## Write lakehouse.duckdb (CATALOG=...): DuckDB views over gold, silver and the load history
+	$(BIN)/lakehouse-gold --log-level WARNING catalog --output $(CATALOG)
+
+report: setup ## Render the static HTML report (charts and pipeline health) into gold and .lakehouse/report/
+	$(BIN)/lakehouse-gold --log-level WARNING report
+
+docs: setup ## dbt docs generate (models, columns, lineage) against the published gold; prints where to open them
+	$(BIN)/lakehouse-gold --log-level WARNING docs

@@ -250,6 +250,15 @@ def ensure_input(size: str, fmt: str, data_dir: Path) -> GeneratedFile:
     return load_generated(size, fmt, data_dir)
 
 
+def _other_rows(path: Path) -> list[dict[str, object]]:
+    """Rows of ``path`` that are not throughput results (``python -m bench.latency`` writes them): kept."""
+    try:
+        loaded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    return [row for row in loaded if isinstance(row, dict) and "method" not in row] if isinstance(loaded, list) else []
+
+
 def _default_rss_cap() -> float | None:
     try:
         pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
@@ -296,7 +305,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench.run: error: {exc}", file=sys.stderr)
         return 2
     print_table(results)
-    args.results.write_text(json.dumps([asdict(r) for r in results], indent=2, ensure_ascii=False) + "\n")
+    args.results.write_text(
+        json.dumps([*(asdict(r) for r in results), *_other_rows(args.results)], indent=2, ensure_ascii=False) + "\n"
+    )
     print(f"results: {args.results}")
     # A method killed by --timeout or --max-rss-mb is a result (it cannot do the job here), not a failure.
     return 1 if any(r.error and not r.over_limit for r in results) else 0

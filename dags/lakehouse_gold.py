@@ -2,8 +2,11 @@
 
 ``gold`` runs when any silver Asset is updated: one ``dbt build`` (models and tests) through
 dbt-duckdb, publishing gold only when everything passes, then every gold Asset is updated
-(README: why one dbt task rather than one task per model). ``replicate_gold`` runs when gold
-is updated and copies new or changed objects to AWS S3, each verified.
+(README: why one dbt task rather than one task per model), and the HTML report beside the marts
+is rebuilt. When gold is updated,
+``replicate_gold`` copies new or changed objects to AWS S3, each verified, and
+``serve_postgres`` loads the marts into Postgres for BI tools (atomic swap per mart). They are
+separate DAGs so that one failing does not hold the other back.
 """
 
 from __future__ import annotations
@@ -38,7 +41,11 @@ def gold() -> None:
             context["outlet_events"][asset].extra = {"run_id": result["run_id"], **result["marts"].get(mart, {})}
         return result
 
-    dbt_build()
+    @task(execution_timeout=timedelta(seconds=orchestration.gold_timeout_s), multiple_outputs=False)
+    def report() -> dict[str, Any]:
+        return tasks.build_report()
+
+    dbt_build() >> report()
 
 
 @dag(dag_id="replicate_gold", schedule=AssetAny(*gold_assets), **dag_kwargs(orchestration, "gold", "replica"))
@@ -54,5 +61,15 @@ def replicate_gold() -> None:
     replicate()
 
 
+@dag(dag_id="serve_postgres", schedule=AssetAny(*gold_assets), **dag_kwargs(orchestration, "gold", "serving"))
+def serve_postgres() -> None:
+    @task(execution_timeout=timedelta(seconds=orchestration.replicate_timeout_s), multiple_outputs=False)
+    def load() -> dict[str, Any]:
+        return tasks.load_postgres()
+
+    load()
+
+
 gold()
 replicate_gold()
+serve_postgres()

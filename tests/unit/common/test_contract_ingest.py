@@ -43,7 +43,7 @@ def test_the_shipped_contracts_configure_vacancies_and_rates() -> None:
     assert isinstance(vacancies.pagination, PageNumberPagination)
     assert vacancies.pagination.per_page == 100
     assert vacancies.pagination.reachable == 2000
-    assert vacancies.window is not None and vacancies.window.step == timedelta(days=1)
+    assert vacancies.window is not None and vacancies.window.step == timedelta(days=7)
     assert vacancies.details is not None and vacancies.details.source == "vacancy_details"
     rates = registry.get("currency_rates").ingest
     assert isinstance(rates, HttpFileSpec)

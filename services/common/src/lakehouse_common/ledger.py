@@ -5,12 +5,17 @@ encodes the bronze key and its ETag, so the set of pending objects is one listin
 changed object (new ETag) is pending again, and older entries stay as load history.
 An entry is written last, after the object's outputs are visible: a crash before it means
 the object is still pending, and a rerun rewrites the same deterministically named outputs.
+
+On S3, a single-part upload's ETag is the MD5 of its bytes: ``_content/<source>/<etag>.json``
+remembers which key loaded them, so a copy of a loaded object under another key is recorded as
+a ``duplicate`` and adds nothing to silver.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Literal
@@ -19,7 +24,10 @@ if TYPE_CHECKING:  # storage pulls in pyarrow and boto3; the DAG files use this 
     from lakehouse_common.storage import LayerStore, ObjectInfo
 
 LEDGER_PREFIX = "_ledger"
-Status = Literal["loaded", "rejected", "unreadable"]
+# ``_content/<source>/<md5 etag>.json``: which key first loaded these bytes (S3 single-part ETags only).
+CONTENT_PREFIX = "_content"
+Status = Literal["loaded", "rejected", "unreadable", "duplicate"]
+_MD5_ETAG = re.compile(r"[0-9a-f]{32}")
 
 
 def key_id(key: str) -> str:
@@ -30,6 +38,15 @@ def key_id(key: str) -> str:
 def is_data_object(key: str) -> bool:
     """Whether a bronze key holds data: names starting with ``.`` or ``_`` are bookkeeping or temporary."""
     return not key.rsplit("/", 1)[-1].startswith((".", "_"))
+
+
+def content_etag(etag: str) -> str | None:
+    """The ETag when it identifies the bytes: S3's ETag of a single-part upload is their MD5.
+
+    Multipart ETags (``<md5>-<parts>``) depend on the part size, and the local lake's
+    (``<size>-<mtime>``) on the file's timestamp: neither says two objects hold the same bytes.
+    """
+    return etag if _MD5_ETAG.fullmatch(etag) else None
 
 
 def etag_id(etag: str) -> str:
@@ -97,7 +114,32 @@ class Ledger:
         entries = [LedgerEntry.from_json(self.store.read_bytes(i.key)) for i in self.store.list(prefix)]
         return sorted(entries, key=lambda e: e.finished_at)
 
+    @staticmethod
+    def content_key(source: str, etag: str) -> str:
+        return f"{CONTENT_PREFIX}/{source}/{etag}.json"
+
+    def loaded_with_same_content(self, source: str, key: str, etag: str, size: int) -> LedgerEntry | None:
+        """The entry of another key of ``source`` that loaded these very bytes, if any (one lookup)."""
+        if content_etag(etag) is None:
+            return None
+        pointer_key = self.content_key(source, etag)
+        if self.store.stat(pointer_key) is None:
+            return None
+        original = str(json.loads(self.store.read_bytes(pointer_key))["key"])
+        if original == key:
+            return None
+        # The pointer is written before the entry, so trust the entry only, and only while it is
+        # that key's newest version (a newer version of the key replaced those silver outputs).
+        history = self.history_of(source, original)
+        latest = history[-1] if history else None
+        if latest is None or latest.etag != etag or latest.status != "loaded" or latest.size != size:
+            return None
+        return latest
+
     def record(self, entry: LedgerEntry) -> None:
+        if entry.status == "loaded" and content_etag(entry.etag) is not None:
+            pointer = json.dumps({"key": entry.key, "size": entry.size}).encode()
+            self.store.put_bytes(self.content_key(entry.source, entry.etag), pointer)
         self.store.put_bytes(self.entry_key(entry.source, entry.key, entry.etag), entry.to_json())
 
     def entries(self, source: str | None = None) -> Iterator[LedgerEntry]:

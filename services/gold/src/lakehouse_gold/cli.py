@@ -1,7 +1,7 @@
-"""``lakehouse-gold``: build and publish the marts, replicate them, show them.
+"""``lakehouse-gold``: build and publish the marts, replicate them, serve them in Postgres, show them.
 
 Configuration comes from the ``LAKEHOUSE_*`` environment variables (see lakehouse_common.settings).
-Exit codes: 0 success, 1 the build or replication failed, 2 invalid configuration.
+Exit codes: 0 success, 1 the build, replication or Postgres load failed, 2 invalid configuration.
 """
 
 from __future__ import annotations
@@ -10,12 +10,19 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from lakehouse_common.exceptions import LakehouseError, SettingsError
+from lakehouse_common.progress import NoProgress, Progress, TerminalProgress
 from lakehouse_common.settings import get_settings
 from lakehouse_common.storage import Lake
 from lakehouse_gold.build import build_gold
+from lakehouse_gold.catalog import build_catalog
+from lakehouse_gold.docs import generate_docs
 from lakehouse_gold.replicate import replicate_gold
+from lakehouse_gold.report import build_report
+from lakehouse_gold.serving import load_postgres
+from lakehouse_gold.settings import get_settings as serving_settings
 from lakehouse_gold.show import format_table, preview_marts
 
 log = logging.getLogger("lakehouse_gold")
@@ -29,8 +36,14 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("build", help="run dbt build into a staging location; publish the marts only if every node passed")
     sub.add_parser("replicate", help="copy new or changed gold objects to LAKEHOUSE_REPLICA_URI")
+    sub.add_parser(
+        "serve-postgres",
+        aliases=["load-postgres"],
+        help="load the published marts into LAKEHOUSE_SERVING_POSTGRES_DSN (schema LAKEHOUSE_SERVING_SCHEMA) for BI",
+    )
     show = sub.add_parser("show", help="print the headline rows of each mart and its location")
     show.add_argument("--rows", type=int, default=5, help="rows per mart (default: 5)")
+    _add_analyst_commands(sub)
     return parser
 
 
@@ -46,6 +59,12 @@ def _build() -> int:
 
 def _replicate() -> int:
     report = replicate_gold(get_settings())
+    print(report.summary())
+    return 0
+
+
+def _serve_postgres() -> int:
+    report = load_postgres(get_settings(), serving_settings())
     print(report.summary())
     return 0
 
@@ -73,6 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _build()
         if args.command == "replicate":
             return _replicate()
+        if args.command in {"serve-postgres", "load-postgres"}:
+            return _serve_postgres()
+        if args.command in ANALYST_COMMANDS:
+            return _run_analyst_command(args)
         return _show(args.rows)
     except SettingsError as exc:
         log.error("invalid configuration: %s", exc)
@@ -80,6 +103,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LakehouseError as exc:
         log.error("%s", exc)
         return 1
+
+
+# -- for analysts: the DuckDB catalog, the HTML report, dbt's docs (issue 7) ------------------
+ANALYST_COMMANDS = frozenset({"catalog", "report", "docs"})
+
+
+def _add_analyst_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    catalog = sub.add_parser("catalog", help="write a DuckDB file of views over gold, silver and the load history")
+    catalog.add_argument("--output", type=Path, default=Path("lakehouse.duckdb"), help="default: lakehouse.duckdb")
+    report = sub.add_parser("report", help="render the static HTML report into gold (report/index.html) and a file")
+    report.add_argument("--output", type=Path, help="local copy (default: <scratch>/report/index.html)")
+    sub.add_parser("docs", help="dbt docs generate (models, columns, lineage) against the published gold")
+
+
+def _progress() -> Progress:
+    """A redrawn status line on stderr when it is a terminal; nothing otherwise."""
+    return TerminalProgress(sys.stderr) if sys.stderr.isatty() else NoProgress()
+
+
+def _run_analyst_command(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    if args.command == "catalog":
+        print(build_catalog(settings, args.output, progress=_progress()).summary())
+    elif args.command == "report":
+        print(build_report(settings, output=args.output, progress=_progress()).summary())
+    else:
+        print(generate_docs(settings).summary())
+    return 0
 
 
 if __name__ == "__main__":

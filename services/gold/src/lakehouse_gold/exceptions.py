@@ -73,3 +73,86 @@ class ReplicationError(GoldError):
 
 class ReplicaVerificationError(ReplicationError):
     """An object in the replica does not match what was uploaded."""
+
+
+class ServingError(GoldError):
+    """The marts could not be loaded into the Postgres serving schema; served tables are unchanged."""
+
+
+class ServingConnectionError(ServingError):
+    """Postgres is unreachable or refused the serving user."""
+
+
+class InvalidIdentifierError(ServingError):
+    def __init__(self, what: str, value: str, reason: str) -> None:
+        super().__init__(
+            f"{what} {value!r} is not a usable Postgres identifier: {reason}; "
+            "valid identifiers are 1 to 63 bytes of UTF-8 without NUL characters"
+        )
+        self.what = what
+        self.value = value
+
+
+class UnsupportedColumnTypeError(ServingError):
+    def __init__(self, mart: str, column: str, data_type: str, valid: Sequence[str]) -> None:
+        super().__init__(
+            f"mart {mart!r}, column {column!r}: contract data_type {data_type!r} has no Postgres mapping; "
+            f"valid data types are: {', '.join(valid)}, decimal(p,s)/numeric(p,s)"
+        )
+        self.mart = mart
+        self.column = column
+        self.data_type = data_type
+
+
+class MartContractError(ServingError):
+    """A published mart has no dbt contract, or its Parquet file does not match it."""
+
+
+class MartChecksumError(ServingError):
+    def __init__(self, mart: str, key: str, expected: str, actual: str) -> None:
+        super().__init__(
+            f"mart {mart!r}: {key} has sha256 {actual}, the gold manifest says {expected} "
+            "(gold changed during the load, or the file was altered); nothing was swapped, rerun after the next publish"
+        )
+        self.mart = mart
+        self.expected = expected
+        self.actual = actual
+
+
+class RowCountMismatchError(ServingError):
+    def __init__(self, mart: str, expected: int, loaded: int) -> None:
+        super().__init__(
+            f"mart {mart!r}: loaded {loaded} rows into the staging table, the gold manifest says {expected}; "
+            "the staging table was discarded and the served table is unchanged"
+        )
+        self.mart = mart
+        self.expected = expected
+        self.loaded = loaded
+
+
+class DependentViewsError(ServingError):
+    def __init__(self, table: str, views: Sequence[str]) -> None:
+        super().__init__(
+            f"{table} cannot be swapped: the view(s) {', '.join(views)} depend on it and a rename swap would have to "
+            "drop them. Define such views in the BI tool, or drop them before the load and recreate them after it"
+        )
+        self.table = table
+        self.views = tuple(views)
+
+
+class SwapLockTimeoutError(ServingError):
+    def __init__(self, table: str, attempts: int, lock_timeout_s: float) -> None:
+        super().__init__(
+            f"{table} stayed in use by other transactions: no exclusive lock after {attempts} attempt(s) of "
+            f"{lock_timeout_s:g} s (LAKEHOUSE_SERVING_LOCK_TIMEOUT_S, LAKEHOUSE_SERVING_SWAP_ATTEMPTS); "
+            "the served table is unchanged"
+        )
+        self.table = table
+
+
+class CatalogError(GoldError):
+    """The DuckDB catalog file could not be built."""
+
+
+class DocsError(GoldError):
+    """``dbt docs generate`` could not run or did not write its files."""

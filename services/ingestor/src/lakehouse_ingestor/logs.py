@@ -15,11 +15,13 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import threading
-import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol, TextIO
+from typing import Any, Literal, TextIO
+
+from lakehouse_common.progress import NoProgress, Progress, TerminalProgress
+
+__all__ = ["NoProgress", "Progress", "TerminalProgress", "configure_logging"]
 
 LOGGER_NAME = "lakehouse_ingestor"
 LogFormat = Literal["text", "json"]
@@ -89,94 +91,6 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[1] is not None:
             doc["exception"] = f"{type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
         return json.dumps(doc, ensure_ascii=False, default=str)
-
-
-class Progress(Protocol):
-    def start(self, source: str, total: float | None, unit: str) -> None: ...
-
-    def update(self, done: float | None = None, **counters: Any) -> None: ...
-
-    def finish(self) -> None: ...
-
-
-class NoProgress:
-    """What runs outside a terminal (and the tests) get."""
-
-    def start(self, source: str, total: float | None, unit: str) -> None:
-        return None
-
-    def update(self, done: float | None = None, **counters: Any) -> None:
-        return None
-
-    def finish(self) -> None:
-        return None
-
-
-class TerminalProgress:
-    """One redrawn status line on a terminal: ``vacancies [#####·····] 48% 12 d/25 d pages 31 ...``."""
-
-    WIDTH = 24
-    MIN_INTERVAL_S = 0.1
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.lock = threading.RLock()
-        self._source = ""
-        self._total: float | None = None
-        self._unit = ""
-        self._done = 0.0
-        self._counters: dict[str, Any] = {}
-        self._shown = False
-        self._drawn_at = 0.0
-
-    def start(self, source: str, total: float | None, unit: str) -> None:
-        with self.lock:
-            self._source, self._total, self._unit, self._done, self._counters = source, total, unit, 0.0, {}
-            self._draw(force=True)
-
-    def update(self, done: float | None = None, **counters: Any) -> None:
-        with self.lock:
-            if done is not None:
-                self._done = done
-            self._counters.update(counters)
-            self._draw()
-
-    def finish(self) -> None:
-        with self.lock:
-            if self._shown:
-                self._draw(force=True)
-                self.stream.write("\n")
-                self.stream.flush()
-            self._shown = False
-
-    def clear(self) -> None:
-        with self.lock:
-            if self._shown:
-                self.stream.write("\r\x1b[K")
-
-    def redraw(self) -> None:
-        with self.lock:
-            if self._shown:
-                self._draw(force=True)
-
-    def line(self) -> str:
-        counters = " ".join(f"{key} {value}" for key, value in self._counters.items())
-        if self._total:
-            share = max(0.0, min(1.0, self._done / self._total))
-            filled = round(share * self.WIDTH)
-            bar = "#" * filled + "." * (self.WIDTH - filled)
-            amount = f"{self._done:.0f}/{self._total:.0f} {self._unit}"
-            return f"{self._source} [{bar}] {share:4.0%} {amount} {counters}".rstrip()
-        return f"{self._source} {counters}".rstrip()
-
-    def _draw(self, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._drawn_at < self.MIN_INTERVAL_S:
-            return
-        self._drawn_at = now
-        self.stream.write("\r\x1b[K" + self.line())
-        self.stream.flush()
-        self._shown = True
 
 
 class _ProgressAwareHandler(logging.StreamHandler[TextIO]):

@@ -4,8 +4,9 @@
 instances, XComs, mapped tasks and Asset events in a SQLite metadata DB under
 ``AIRFLOW_HOME``), in the order the scheduler would run them on their Assets: the silver DAG
 of every source with pending objects, then ``gold`` if silver changed (or gold was never
-published), then ``replicate_gold``. ``dag.test()`` records Asset events but does not start
-the DAGs scheduled on them, so the chain is followed here, from the same Asset graph.
+published), then ``replicate_gold`` and, when a Postgres DSN is configured, ``serve_postgres``.
+``dag.test()`` records Asset events but does not start the DAGs scheduled on them, so the
+chain is followed here, from the same Asset graph.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ def run_chain(dags_folder: Path) -> ChainReport:
     from lakehouse_common.settings import get_settings
     from lakehouse_common.storage import Lake
     from lakehouse_gold.manifest import MANIFEST_KEY
+    from lakehouse_gold.settings import get_settings as serving_settings
     from lakehouse_orchestration import registry, tasks
 
     bag = DagBag(dag_folder=str(dags_folder))
@@ -101,4 +103,6 @@ def run_chain(dags_folder: Path) -> ChainReport:
     if changed or not Lake(settings).gold.exists(MANIFEST_KEY):
         _test(bag.get_dag("gold"), report)
         _test(bag.get_dag("replicate_gold"), report)
+        if serving_settings().postgres_dsn is not None:  # unset: the task would only log a skip
+            _test(bag.get_dag("serve_postgres"), report)
     return report

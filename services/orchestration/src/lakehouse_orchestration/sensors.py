@@ -211,7 +211,9 @@ class _LandingMixin:
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         if event.get("status") == "error":
             raise RuntimeError(f"landing sensor of {self.source!r} failed in the triggerer: {event.get('message')}")
-        result = self._decide(event.get("pending", []), context)
+        # Decide on the lake as it is now, not on the trigger's list: a task resumed late (a paused
+        # DAG, a busy executor) must not announce objects that silver has taken in the meantime.
+        result = self.poke(context)
         if not result.is_done:  # the state moved on between the trigger and now: wait again
             self._defer_now(context)
         return result.xcom_value

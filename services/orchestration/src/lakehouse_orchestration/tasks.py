@@ -64,7 +64,7 @@ def silverize_object(source: str, key: str) -> dict[str, Any]:
 def summarize_silver(source: str, results: Iterable[dict[str, Any] | None]) -> dict[str, Any]:
     """The silver Asset event's extra: the objects processed and their rows."""
     done = [r for r in results if r is not None]
-    processed = [r for r in done if r["status"] != "skipped"]
+    processed = [r for r in done if r["status"] not in ("skipped", "duplicate")]
     return {
         "source": source,
         "objects": len(processed),
@@ -73,7 +73,8 @@ def summarize_silver(source: str, results: Iterable[dict[str, Any] | None]) -> d
         "rows_in": sum(r["rows_in"] for r in processed),
         "rows_out": sum(r["rows_out"] for r in processed),
         "rows_quarantined": sum(r["rows_quarantined"] for r in processed),
-        "skipped": len(done) - len(processed),
+        "duplicates": sum(1 for r in done if r["status"] == "duplicate"),
+        "skipped": sum(1 for r in done if r["status"] == "skipped"),
     }
 
 
@@ -103,4 +104,34 @@ def replicate_gold() -> dict[str, Any]:
         "unchanged": len(report.unchanged),
         "verified": len(report.verified),
         "summary": report.summary(),
+    }
+
+
+def load_postgres() -> dict[str, Any]:
+    """Load the published marts into the Postgres serving schema for BI tools; atomic and idempotent per mart.
+
+    Skipped (one log line, ``"skipped": true``) when ``LAKEHOUSE_SERVING_POSTGRES_DSN`` is unset.
+    """
+    from lakehouse_gold.serving import load_postgres as load
+    from lakehouse_gold.settings import get_settings as serving_settings
+
+    return load(get_settings(), serving_settings()).to_dict()
+
+
+def build_report() -> dict[str, Any]:
+    """Render the static HTML report (marts as charts, pipeline health) into gold's ``report/index.html``.
+
+    Meant to run after a gold publish; reads the manifest, the marts, the ledger and the bronze listing.
+    """
+    from lakehouse_gold.report import build_report as build
+
+    result = build(get_settings())
+    return {
+        "uri": result.gold_uri,
+        "local_path": str(result.local_path),
+        "bytes": result.size_bytes,
+        "gold_run_id": result.gold_run_id,
+        "ledger_entries": result.ledger_entries,
+        "charts": result.charts,
+        "notes": list(result.notes),
     }

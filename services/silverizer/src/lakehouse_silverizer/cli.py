@@ -119,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if entries:
                 print(_table(entries) if args.objects else _by_source(entries))
             print(_summary(entries))
-            return 1 if args.strict and any(e.status != "loaded" for e in entries) else 0
+            return 1 if args.strict and any(e.status in ("rejected", "unreadable") for e in entries) else 0
         if args.command == "reprocess":
             entries = silverizer.reprocess(args.source, args.key).entries
             print(_table(entries))

@@ -132,9 +132,13 @@ class Silverizer:
         file_id = key_id(info.key)
         quarantine = QuarantineWriter(self.lake.silver, source, info.key, file_id)
         contract: Contract | None = None
+        original = self.ledger.loaded_with_same_content(source, info.key, info.etag, info.size)
         try:
-            contract = self.contract(source, sample=info)
-            entry = self._convert(source, contract, info, quarantine, file_id)
+            if original is not None:
+                entry = self._duplicate(source, info, original)
+            else:
+                contract = self.contract(source, sample=info)
+                entry = self._convert(source, contract, info, quarantine, file_id)
         except (FileUnreadableError, ExpectationFailedError) as exc:
             quarantine.abort()
             quarantine = QuarantineWriter(self.lake.silver, source, info.key, file_id)
@@ -172,6 +176,20 @@ class Silverizer:
             entry.seconds,
         )
         return entry
+
+    def _duplicate(self, source: str, info: ObjectInfo, original: LedgerEntry) -> LedgerEntry:
+        """The bytes were already loaded from another key: record it, write nothing (exactly once)."""
+        reason = f"same content as {original.key} (ETag {info.etag}), loaded {original.finished_at}; nothing written"
+        log.info("duplicate %s: %s", info.key, reason)
+        return LedgerEntry(
+            source=source,
+            key=info.key,
+            etag=info.etag,
+            size=info.size,
+            status="duplicate",
+            contract_version=original.contract_version,
+            reason=reason,
+        )
 
     def _batches(
         self, contract: Contract, info: ObjectInfo, stream: Any, *, ranged: bool

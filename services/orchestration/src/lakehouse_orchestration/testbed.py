@@ -1,0 +1,364 @@
+"""What the end-to-end test and the latency bench share around :class:`~lakehouse_orchestration.stack.AirflowStack`.
+
+- :class:`S3Lake`: bronze, silver and gold buckets on an S3 endpoint (a moto server here) plus a
+  separate "AWS" replica bucket written with other credentials; :meth:`S3Lake.env` is every
+  ``LAKEHOUSE_*`` variable and the ``AIRFLOW_CONN_LAKEHOUSE_S3`` connection the DAGs need; helpers
+  read the ledger and the replica's manifest.
+- :class:`BridgeProcess`: the real event bridge (``lakehouse-bridge serve``) as a subprocess in
+  its own process group, and :func:`minio_event`, a notification in MinIO's webhook shape.
+- :func:`sample_objects`: a small, deterministic hh.ru-shaped bronze sample under the keys the
+  ingestor would write (:mod:`lakehouse_ingestor.sample`), so dbt runs in seconds.
+
+boto3, moto and the ingestor are imported when used (they are test and bench tools).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from lakehouse_common.ledger import Ledger, LedgerEntry
+from lakehouse_orchestration.stack import AirflowStack, AirflowStackError, die_with_parent_prefix, free_port
+
+REGION = "us-east-1"
+LAKE_KEY, LAKE_SECRET = "lake-key", "lake-secret"
+REPLICA_KEY, REPLICA_SECRET = "aws-replica-writer", "aws-replica-secret"
+REPLICA_PREFIX = "lakehouse/gold"
+
+
+@dataclass(frozen=True)
+class BronzeObject:
+    source: str
+    key: str
+    data: bytes
+
+
+def sample_objects(size: int = 600, per_page: int = 20, days: int = 60) -> list[BronzeObject]:
+    """The deterministic sample (:func:`lakehouse_ingestor.sample.generate_sample`) as bronze objects.
+
+    With the defaults: 30-odd search pages of 20 vacancies, as many detail files and one rates file,
+    each 8-60 KB.
+    """
+    from lakehouse_ingestor.keys import bronze_key
+    from lakehouse_ingestor.sample import SampleConfig, generate_sample
+
+    sample = generate_sample(SampleConfig(size=size, per_page=per_page, days=days))
+    return [BronzeObject(o.source, bronze_key(o.source, o.data, o.ext, o.fetched_at), o.data) for o in sample.objects]
+
+
+@contextlib.contextmanager
+def moto_endpoint() -> Iterator[str]:
+    """A moto S3 server on a free local port, for as long as the block runs."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@dataclass
+class S3Lake:
+    """Fresh buckets of one lake (and its replica) on an S3 endpoint."""
+
+    endpoint_url: str
+    repo: Path
+    scratch_dir: Path
+    bronze: str = ""
+    silver: str = ""
+    gold: str = ""
+    replica: str = ""
+    _client: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        suffix = uuid.uuid4().hex[:10]
+        self.bronze, self.silver, self.gold = (f"{layer}-{suffix}" for layer in ("bronze", "silver", "gold"))
+        self.replica = f"aws-replica-{suffix}"
+        for bucket in (self.bronze, self.silver, self.gold):
+            self.client.create_bucket(Bucket=bucket)
+        self.replica_client.create_bucket(Bucket=self.replica)
+
+    def _boto(self, key_id: str, secret: str) -> Any:
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name=REGION,
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret,
+        )
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self._boto(LAKE_KEY, LAKE_SECRET)
+        return self._client
+
+    @property
+    def replica_client(self) -> Any:
+        return self._boto(REPLICA_KEY, REPLICA_SECRET)
+
+    def env(self, **orchestration: str) -> dict[str, str]:
+        """``LAKEHOUSE_*`` for the lake and its replica, the S3 connection of the sensors, and
+        ``LAKEHOUSE_AIRFLOW_<NAME>`` for each keyword (``poke_interval_s="2"``)."""
+        connection = {
+            "conn_type": "aws",
+            "login": LAKE_KEY,
+            "password": LAKE_SECRET,
+            "extra": {"endpoint_url": self.endpoint_url, "region_name": REGION},
+        }
+        env = {
+            "LAKEHOUSE_BACKEND": "s3",
+            "LAKEHOUSE_S3_ENDPOINT_URL": self.endpoint_url,
+            "LAKEHOUSE_S3_REGION": REGION,
+            "LAKEHOUSE_S3_PATH_STYLE": "true",
+            "LAKEHOUSE_S3_ACCESS_KEY_ID": LAKE_KEY,
+            "LAKEHOUSE_S3_SECRET_ACCESS_KEY": LAKE_SECRET,
+            "LAKEHOUSE_BRONZE_BUCKET": self.bronze,
+            "LAKEHOUSE_SILVER_BUCKET": self.silver,
+            "LAKEHOUSE_GOLD_BUCKET": self.gold,
+            "LAKEHOUSE_REPLICA_URI": f"s3://{self.replica}/{REPLICA_PREFIX}",
+            "LAKEHOUSE_REPLICA_REGION": REGION,
+            "LAKEHOUSE_REPLICA_ENDPOINT_URL": self.endpoint_url,
+            "LAKEHOUSE_REPLICA_ACCESS_KEY_ID": REPLICA_KEY,
+            "LAKEHOUSE_REPLICA_SECRET_ACCESS_KEY": REPLICA_SECRET,
+            "LAKEHOUSE_CONTRACTS_DIR": str(self.repo / "contracts"),
+            "LAKEHOUSE_DBT_PROJECT_DIR": str(self.repo / "dbt"),
+            "LAKEHOUSE_SCRATCH_DIR": str(self.scratch_dir),
+            "AIRFLOW_CONN_LAKEHOUSE_S3": json.dumps(connection),
+        }
+        env.update({f"LAKEHOUSE_AIRFLOW_{name.upper()}": value for name, value in orchestration.items()})
+        return env
+
+    # -- bronze --------------------------------------------------------------------------------
+    def put(self, key: str, data: bytes) -> str:
+        """Put a bronze object; returns its ETag (without quotes)."""
+        return str(self.client.put_object(Bucket=self.bronze, Key=key, Body=data)["ETag"]).strip('"')
+
+    def etag(self, key: str) -> str:
+        return str(self.client.head_object(Bucket=self.bronze, Key=key)["ETag"]).strip('"')
+
+    # -- silver --------------------------------------------------------------------------------
+    def ledger_entry(self, source: str, key: str, etag: str) -> LedgerEntry | None:
+        """The ledger entry of one bronze object version, or None while it is pending."""
+        try:
+            body = self.client.get_object(Bucket=self.silver, Key=Ledger.entry_key(source, key, etag))["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            return None
+        return LedgerEntry.from_json(body)
+
+    def ledger_entries(self, source: str) -> list[LedgerEntry]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.silver, Prefix=f"_ledger/{source}/")
+        keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
+        return [LedgerEntry.from_json(self.client.get_object(Bucket=self.silver, Key=k)["Body"].read()) for k in keys]
+
+    def silver_rows(self) -> int:
+        """Rows written to silver so far, by every ledger entry of every source."""
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.silver, Prefix="_ledger/")
+        keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
+        return sum(
+            LedgerEntry.from_json(self.client.get_object(Bucket=self.silver, Key=k)["Body"].read()).rows_out
+            for k in keys
+        )
+
+    def silver_objects(self) -> dict[str, str]:
+        """Every silver object (data, ledger, quarantine) and its ETag."""
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.silver)
+        return {o["Key"]: o["ETag"] for page in pages for o in page.get("Contents", [])}
+
+    # -- replica -------------------------------------------------------------------------------
+    def replica_manifest(self) -> dict[str, Any] | None:
+        """The replica's ``_manifest.json``, or None before the first replication."""
+        client = self.replica_client
+        try:
+            body = client.get_object(Bucket=self.replica, Key=f"{REPLICA_PREFIX}/_manifest.json")["Body"].read()
+        except client.exceptions.NoSuchKey:
+            return None
+        manifest: dict[str, Any] = json.loads(body)
+        return manifest
+
+    def replica_run_id(self) -> str | None:
+        manifest = self.replica_manifest()
+        return None if manifest is None else str(manifest["run_id"])
+
+    def replica_keys(self) -> list[str]:
+        pages = self.replica_client.get_paginator("list_objects_v2").paginate(Bucket=self.replica)
+        return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+
+def seed_silver(lake: S3Lake, objects: list[BronzeObject], env: Mapping[str, str]) -> None:
+    """Put ``objects`` into bronze and silverize them with the CLI: the lake's history, before Airflow."""
+    for obj in objects:
+        lake.put(obj.key, obj.data)
+    command = [str(Path(sys.executable).with_name("lakehouse-silverize")), "run"]
+    done = subprocess.run(
+        command, env={**os.environ, **env}, cwd=lake.repo, capture_output=True, text=True, timeout=300, check=False
+    )
+    if done.returncode != 0:
+        raise AirflowStackError(f"seeding silver failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+
+
+def minio_event(
+    bucket: str, key: str, etag: str, size: int, event_name: str = "s3:ObjectCreated:Put"
+) -> dict[str, Any]:
+    """A bucket notification as MinIO's webhook target POSTs it (one record)."""
+    now = datetime.now(UTC)
+    return {
+        "EventName": event_name,
+        "Key": f"{bucket}/{key}",
+        "Records": [
+            {
+                "eventVersion": "2.0",
+                "eventSource": "minio:s3",
+                "awsRegion": "",
+                "eventTime": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "eventName": event_name,
+                "userIdentity": {"principalId": LAKE_KEY},
+                "requestParameters": {"principalId": LAKE_KEY, "region": "", "sourceIPAddress": "127.0.0.1"},
+                "responseElements": {"x-amz-id-2": "", "x-amz-request-id": uuid.uuid4().hex.upper()[:16]},
+                "s3": {
+                    "s3SchemaVersion": "1.0",
+                    "configurationId": "Config",
+                    "bucket": {
+                        "name": bucket,
+                        "ownerIdentity": {"principalId": LAKE_KEY},
+                        "arn": f"arn:aws:s3:::{bucket}",
+                    },
+                    "object": {
+                        "key": quote(key, safe=""),
+                        "size": size,
+                        "eTag": etag,
+                        "contentType": "application/octet-stream",
+                        "userMetadata": {"content-type": "application/octet-stream"},
+                        "sequencer": f"{time.time_ns():X}",
+                    },
+                },
+                "source": {"host": "127.0.0.1", "port": "", "userAgent": "MinIO (linux; amd64) minio-go/v7"},
+            }
+        ],
+    }
+
+
+class BridgeProcess:
+    """``lakehouse-bridge serve`` on a free port, in its own process group, in front of ``stack``."""
+
+    def __init__(self, stack: AirflowStack, env: Mapping[str, str], state_dir: Path, token: str = "bridge-token"):
+        self.port = free_port()
+        self.token = token
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = state_dir / "bridge.log"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_BRIDGE_")}
+        self.env.update(env)
+        self.env.update(
+            {
+                "LAKEHOUSE_BRIDGE_AIRFLOW_URL": stack.base_url,
+                "LAKEHOUSE_BRIDGE_AIRFLOW_USERNAME": stack.username,
+                "LAKEHOUSE_BRIDGE_AIRFLOW_PASSWORD": stack.password,
+                "LAKEHOUSE_BRIDGE_WEBHOOK_TOKEN": token,
+                "LAKEHOUSE_BRIDGE_STATE_PATH": str(state_dir / "bridge.sqlite"),
+                "LAKEHOUSE_BRIDGE_PORT": str(self.port),
+                "LAKEHOUSE_BRIDGE_RETRIES": "3",
+                "LAKEHOUSE_BRIDGE_BACKOFF_S": "0.2",
+            }
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+        self._session = requests.Session()
+
+    def __enter__(self) -> BridgeProcess:
+        command = [*die_with_parent_prefix(), str(Path(sys.executable).with_name("lakehouse-bridge"))]
+        command += ["serve", "--host", "127.0.0.1"]
+        command += ["--port", str(self.port)]
+        with self.log_path.open("wb") as log_file:
+            self.process = subprocess.Popen(
+                command,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            self._wait_ready(30.0)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process is not None and self.process.poll() is not None:
+                raise AirflowStackError(f"the bridge exited {self.process.returncode}:\n{self.log_tail()}")
+            with contextlib.suppress(requests.RequestException):
+                if self._session.get(f"{self.url}/readyz", timeout=5).status_code == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise AirflowStackError(f"the bridge was not ready after {timeout:.0f} s:\n{self.log_tail()}")
+            time.sleep(0.2)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no bridge log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        self._session.close()
+        process, self.process = self.process, None
+        if process is None:
+            return
+        for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, sig)
+            try:
+                process.wait(timeout=wait)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+    def post(self, notification: Mapping[str, Any]) -> dict[str, Any]:
+        """POST a notification to ``/minio/events`` as MinIO would; returns the bridge's answer (200 only)."""
+        response = self._session.post(
+            f"{self.url}/minio/events",
+            data=json.dumps(notification),
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+            timeout=60,
+        )
+        if response.status_code != 200:
+            raise AirflowStackError(
+                f"the bridge answered {response.status_code}: {response.text[:500]}\n{self.log_tail()}"
+            )
+        body: dict[str, Any] = response.json()
+        return body
+
+    def announce(self, lake: S3Lake, key: str, data: bytes) -> dict[str, Any]:
+        """Announce an object already put into bronze, as MinIO's notification of that PUT."""
+        return self.post(minio_event(lake.bronze, key, lake.etag(key), len(data)))

@@ -1,0 +1,159 @@
+"""infra/airflow/airflow_init.py, the one-shot ``airflow-init`` job: it migrates the metadata
+database and writes the simple auth manager's passwords file from the environment. The file it
+writes is read back by Airflow's own SimpleAuthManager, so the format is proved against the
+Airflow release the image installs (``airflow db migrate`` itself is faked: Postgres and the
+container are not here)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import stat
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[3]
+SCRIPT = ROOT / "infra" / "airflow" / "airflow_init.py"
+USERS = "admin:admin,bridge:op"
+# Stand-ins for the values .env provides (never printed, compared by value).
+ADMIN_VALUE, BRIDGE_VALUE, ROTATED_VALUE = (f"Zk3v9QeR1tWq-{word}" for word in ("admin", "bridge", "rotated"))
+
+
+def load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("airflow_init_under_test", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+airflow_init = load()
+
+
+class FakeMigrate:
+    def __init__(self, status: int = 0) -> None:
+        self.status = status
+        self.calls: list[tuple[str, ...]] = []
+
+    def __call__(self, command: Sequence[str]) -> int:
+        self.calls.append(tuple(command))
+        return self.status
+
+
+def environ(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {
+        airflow_init.USERS_VARIABLE: USERS,
+        airflow_init.PASSWORDS_FILE_VARIABLE: str(tmp_path / "auth" / "passwords.json"),
+        "AIRFLOW_ADMIN_PASSWORD": ADMIN_VALUE,
+        "AIRFLOW_BRIDGE_PASSWORD": BRIDGE_VALUE,
+        **extra,
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("admin:admin,bridge:op", [("admin", "admin"), ("bridge", "op")], id="compose"),
+        pytest.param(" alice:viewer , ", [("alice", "viewer")], id="spaces-and-trailing-comma"),
+        pytest.param("bob:op:team-a", [("bob", "op")], id="with-teams"),
+    ],
+)
+def test_parse_users(text: str, expected: list[tuple[str, str]]) -> None:
+    assert [(user.name, user.role) for user in airflow_init.parse_users(text)] == expected
+
+
+@pytest.mark.parametrize("text", ["", "admin", "admin:", ":op", "a:admin,a:op"])
+def test_parse_users_refuses(text: str) -> None:
+    with pytest.raises(airflow_init.InitError):
+        airflow_init.parse_users(text)
+
+
+def test_password_variable_names() -> None:
+    assert airflow_init.User("admin", "admin").password_variable == "AIRFLOW_ADMIN_PASSWORD"
+    assert airflow_init.User("data-eng.1", "op").password_variable == "AIRFLOW_DATA_ENG_1_PASSWORD"
+
+
+def test_migrates_then_writes_the_passwords_file(tmp_path: Path) -> None:
+    migrate, lines = FakeMigrate(), []
+    env = environ(tmp_path)
+    assert airflow_init.run(env, migrate, lines.append) == 0
+    assert migrate.calls == [("airflow", "db", "migrate")]
+    path = Path(env[airflow_init.PASSWORDS_FILE_VARIABLE])
+    assert json.loads(path.read_text()) == {"admin": ADMIN_VALUE, "bridge": BRIDGE_VALUE}
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert "written" in lines[1]
+    assert not any("Zk3v9QeR1tWq" in line for line in lines), "passwords are never printed"
+    assert [p.name for p in path.parent.iterdir()] == ["passwords.json"], "no temporary file left behind"
+
+
+def test_a_rerun_changes_nothing_and_a_new_password_is_written(tmp_path: Path) -> None:
+    env = environ(tmp_path)
+    path = Path(env[airflow_init.PASSWORDS_FILE_VARIABLE])
+    airflow_init.run(env, FakeMigrate(), lambda _: None)
+    before = path.stat().st_mtime_ns, path.stat().st_ino
+    lines: list[str] = []
+    airflow_init.run(env, FakeMigrate(), lines.append)
+    assert "unchanged" in lines[1]
+    assert (path.stat().st_mtime_ns, path.stat().st_ino) == before
+    airflow_init.run({**env, "AIRFLOW_ADMIN_PASSWORD": ROTATED_VALUE}, FakeMigrate(), lambda _: None)
+    assert json.loads(path.read_text())["admin"] == ROTATED_VALUE
+
+
+def test_a_missing_password_stops_before_migrating(tmp_path: Path) -> None:
+    env = environ(tmp_path)
+    del env["AIRFLOW_BRIDGE_PASSWORD"]
+    migrate = FakeMigrate()
+    with pytest.raises(airflow_init.InitError, match="AIRFLOW_BRIDGE_PASSWORD") as raised:
+        airflow_init.run(env, migrate, lambda _: None)
+    assert raised.value.status == airflow_init.EXIT_FAILED
+    assert migrate.calls == []
+
+
+def test_a_failed_migration_writes_nothing(tmp_path: Path) -> None:
+    env = environ(tmp_path)
+    with pytest.raises(airflow_init.InitError, match="exited 3"):
+        airflow_init.run(env, FakeMigrate(3), lambda _: None)
+    assert not Path(env[airflow_init.PASSWORDS_FILE_VARIABLE]).exists()
+
+
+def test_main_reports_configuration_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert airflow_init.main({}) == airflow_init.EXIT_CONFIG
+    assert airflow_init.USERS_VARIABLE in capsys.readouterr().err
+
+
+def test_airflows_simple_auth_manager_reads_the_file_and_generates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the api-server does on start: SimpleAuthManager.init() adds a generated (and logged)
+    password for every configured user missing from the file; with airflow-init's file it adds none."""
+    from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import (  # noqa: PLC0415
+        SimpleAuthManager,
+    )
+
+    env = environ(tmp_path)
+    airflow_init.run(env, FakeMigrate(), lambda _: None)
+    path = Path(env[airflow_init.PASSWORDS_FILE_VARIABLE])
+    written = path.read_text()
+    monkeypatch.setenv(airflow_init.USERS_VARIABLE, USERS)
+    monkeypatch.setenv(airflow_init.PASSWORDS_FILE_VARIABLE, str(path))
+    assert [(u.username, u.role) for u in SimpleAuthManager.get_users()] == [("admin", "admin"), ("bridge", "op")]
+    SimpleAuthManager().init()
+    assert path.read_text() == written
+    assert SimpleAuthManager.get_passwords() == {"admin": ADMIN_VALUE, "bridge": BRIDGE_VALUE}
+
+
+def test_compose_configures_the_same_users_as_these_tests() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    assert compose["x-airflow-env"][airflow_init.USERS_VARIABLE] == USERS
+
+
+def test_the_image_installs_the_script_as_its_init_command() -> None:
+    dockerfile = (ROOT / "infra" / "airflow" / "Dockerfile").read_text(encoding="utf-8")
+    assert "COPY --chmod=0755 infra/airflow/airflow_init.py /usr/local/bin/lakehouse-airflow-init" in dockerfile
+    assert SCRIPT.read_text(encoding="utf-8").startswith("#!/usr/bin/env python3\n")
