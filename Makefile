@@ -81,7 +81,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/sqlfluff lint dbt/models
-	$(BIN)/yamllint -s -c .yamllint.yml docker-compose.yml contracts bench/contracts dbt/models
+	$(BIN)/yamllint -s -c .yamllint.yml docker-compose.yml contracts bench/contracts dbt/models infra/k8s
 
 up: ## Check .env (no placeholder or default secrets), then start the stack: docker compose up -d
 	python3 infra/check_env.py --env-file .env --compose-file docker-compose.yml

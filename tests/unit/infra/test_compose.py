@@ -930,11 +930,34 @@ def dockerfile_env(path: Path) -> dict[str, str]:
     return found
 
 
+# The settings the stack must set for the tasks (the others, timeouts and retries, keep their defaults).
+STACK_SETTINGS = (
+    "backend",
+    "contracts_dir",
+    "dbt_project_dir",
+    "scratch_dir",
+    "s3_endpoint_url",
+    "s3_region",
+    "s3_path_style",
+    "s3_access_key_id",
+    "s3_secret_access_key",
+    "bronze_bucket",
+    "silver_bucket",
+    "gold_bucket",
+    "replica_uri",
+    "replica_region",
+    "replica_endpoint_url",
+    "replica_access_key_id",
+    "replica_secret_access_key",
+)
+
+
 def test_the_airflow_runtime_gets_every_lake_setting() -> None:
-    """Every LAKEHOUSE_* setting the tasks read is set, by compose or by the image (the local lake
-    directory aside: the stack's lake is MinIO)."""
+    """Every LAKEHOUSE_* setting that places the lake, its keys and the replica is set, by compose
+    or by the image (the local lake directory aside: the stack's lake is MinIO)."""
+    assert set(STACK_SETTINGS) <= set(Settings.model_fields), "a setting was renamed: update STACK_SETTINGS"
     image_env = dockerfile_env(AIRFLOW_DOCKERFILE)
-    expected = {f"LAKEHOUSE_{name.upper()}" for name in Settings.model_fields} - {"LAKEHOUSE_DATA_DIR"}
+    expected = {f"LAKEHOUSE_{name.upper()}" for name in STACK_SETTINGS}
     for name in AIRFLOW_RUNTIME_SERVICES:
         missing = expected - set(environment(services()[name])) - set(image_env)
         assert not missing, f"{name} lacks {sorted(missing)}"

@@ -280,6 +280,30 @@ def test_the_build_context_holds_what_the_dockerfile_copies_and_no_secret(docker
         assert ignored(secret_or_state, patterns), f"{secret_or_state} must not reach the build context"
 
 
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=ids(DOCKERFILES))
+def test_pip_installs_only_pinned_packages(dockerfile: Path) -> None:
+    """Every ``pip install`` uses the repository's constraints, and every package it names (local
+    paths aside) is pinned there: a rebuild installs the versions the tests ran."""
+    pinned = {
+        re.sub(r"[-_.]+", "-", line.split("==")[0]).lower()
+        for line in (ROOT / "requirements" / "constraints.txt").read_text(encoding="utf-8").splitlines()
+        if "==" in line and not line.startswith("#")
+    }
+    for instruction, rest in instructions(dockerfile.read_text(encoding="utf-8")):
+        if instruction != "RUN" or "pip install" not in rest:
+            continue
+        command = rest.split("pip install", 1)[1].split("&&", 1)[0]
+        assert "--constraint" in command or " -c " in command, f"pip install without the constraints: {command}"
+        words = [w.strip("'\"") for w in command.split()]
+        names = [
+            w
+            for i, w in enumerate(words)
+            if not w.startswith(("-", "/", ".")) and words[i - 1] not in {"--constraint", "-c", "-r"}
+        ]
+        unpinned = [n for n in names if re.sub(r"[-_.]+", "-", re.split(r"[=<>\[]", n)[0]).lower() not in pinned]
+        assert not unpinned, f"{dockerfile.name} installs {unpinned}, which requirements/constraints.txt does not pin"
+
+
 # -- variables ----------------------------------------------------------------------------------
 def dockerfile_variables(text: str) -> tuple[dict[str, bool], set[str], set[str]]:
     """(ARG name -> has a default, ENV names, every $VAR / ${VAR} used), comments and RUN shell code aside."""
