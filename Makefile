@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed
-PACKAGES := -e services/common -e services/silverizer -e services/ingestor -e services/gold -e services/orchestration -e services/bridge -e minio
+PACKAGES := -e services/common -e services/silverizer -e services/ingestor -e services/gold -e services/orchestration -e services/bridge -e services/monitoring -e minio
 BENCH_SIZES ?= 200MB,2GB
 BENCH_ARGS ?= --max-rss-mb 12000
 LATENCY_DROPS ?= 10
@@ -88,7 +88,7 @@ up: ## Check .env (no placeholder or default secrets), then start the stack: doc
 	docker compose up -d
 
 typecheck: setup
-	$(BIN)/mypy services/common/src services/silverizer/src services/ingestor/src services/gold/src services/bridge/src services/orchestration/src minio/src infra/check_env.py dags bench
+	$(BIN)/mypy services/common/src services/silverizer/src services/ingestor/src services/gold/src services/bridge/src services/monitoring/src services/orchestration/src minio/src infra/check_env.py dags bench
 
 bench: setup ## Throughput (silverizer vs DuckDB COPY vs pandas, ~200 MB and ~2 GB), then drop->silver/gold latency (bench/results.json)
 	$(PY) -m bench.run --sizes $(BENCH_SIZES) $(BENCH_ARGS)

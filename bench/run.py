@@ -29,6 +29,7 @@ from pathlib import Path
 
 from bench.methods import METHODS, REPO_DIR
 from bench.sizes import DATA_DIR, FORMATS, GeneratedFile, GenerateError, load_generated, size_label
+from lakehouse_common.progress import TerminalProgress
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results.json"
 
@@ -172,18 +173,45 @@ def warm_page_cache(path: Path, block: int = 8 << 20) -> None:
             pass
 
 
+class RunCounter:
+    """Which method run of how many, for the terminal's progress line."""
+
+    def __init__(self, progress: TerminalProgress, total: int) -> None:
+        self.progress = progress
+        self.done = 0
+        progress.start("bench", total, "runs")
+
+    def running(self, case: str, method: str, attempt: str) -> None:
+        self.progress.update(self.done, case=case, method=f"{method} {attempt}")
+
+    def ran(self) -> None:
+        self.done += 1
+        self.progress.update(self.done)
+
+
 def run_case(
-    made: GeneratedFile, methods: Sequence[str], work_dir: Path, silverizer_mode: str, limits: Limits, repeat: int
+    made: GeneratedFile,
+    methods: Sequence[str],
+    work_dir: Path,
+    silverizer_mode: str,
+    limits: Limits,
+    repeat: int,
+    counter: RunCounter | None = None,
 ) -> list[Result]:
     case = f"{made.size_label.upper()} {made.fmt}"
     results: list[Result] = []
     for method in methods:
         runs: list[MethodRun] = []
         for attempt in range(repeat):
-            print(f"  {case}: {method} ({attempt + 1}/{repeat}) ...", file=sys.stderr, flush=True)
+            if counter is None:
+                print(f"  {case}: {method} ({attempt + 1}/{repeat}) ...", file=sys.stderr, flush=True)
+            else:
+                counter.running(case, method, f"({attempt + 1}/{repeat})")
             warm_page_cache(made.path)
             runs.append(run_method(method, made, work_dir / method, silverizer_mode, limits))
             shutil.rmtree(work_dir / method, ignore_errors=True)
+            if counter is not None:
+                counter.ran()
             if runs[-1].error:
                 break
         run = _best(runs)
@@ -294,16 +322,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown method or format: {', '.join(unknown)}")
     results: list[Result] = []
+    repeat = max(1, args.repeat)
+    cases = [(size, fmt) for size in _split(args.sizes) for fmt in _split(args.formats)]
+    # In a terminal: one redrawn line saying which case and method runs (else the plain lines).
+    progress = TerminalProgress(sys.stderr) if sys.stderr.isatty() else None
+    counter = RunCounter(progress, len(cases) * len(methods) * repeat) if progress is not None else None
+    started = time.perf_counter()
     try:
-        for size in _split(args.sizes):
-            for fmt in _split(args.formats):
-                made = ensure_input(size, fmt, args.data_dir)
-                work = args.data_dir / "work" / f"{size_label(size)}-{fmt}"
-                limits = Limits(timeout_s=args.timeout, max_rss_mb=args.max_rss_mb)
-                results.extend(run_case(made, methods, work, args.silverizer_mode, limits, max(1, args.repeat)))
+        for size, fmt in cases:
+            if progress is not None:
+                progress.update(case=f"{size_label(size).upper()} {fmt}", method="generating input")
+                progress.clear()  # the generator's own lines go to stderr
+            made = ensure_input(size, fmt, args.data_dir)
+            work = args.data_dir / "work" / f"{size_label(size)}-{fmt}"
+            limits = Limits(timeout_s=args.timeout, max_rss_mb=args.max_rss_mb)
+            results.extend(run_case(made, methods, work, args.silverizer_mode, limits, repeat, counter))
     except GenerateError as exc:
         print(f"bench.run: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if progress is not None:
+            progress.finish()
+    if progress is not None:
+        failed = sum(1 for r in results if r.error)
+        print(
+            f"bench: {len(results)} result(s) over {len(cases)} case(s) in {time.perf_counter() - started:.0f} s"
+            + (f", {failed} failed or over a limit" if failed else ""),
+            file=sys.stderr,
+        )
     print_table(results)
     args.results.write_text(
         json.dumps([*(asdict(r) for r in results), *_other_rows(args.results)], indent=2, ensure_ascii=False) + "\n"

@@ -5,7 +5,7 @@ Checks the variables that ``docker-compose.yml`` interpolates, with the values c
 (the shell's environment first, then ``.env``):
 
 - every ``${VAR:?...}`` is set and not empty;
-- no secret (a name with PASSWORD, SECRET, TOKEN, FERNET, JWT or PRIVATE_KEY) is still a
+- no secret (a name with PASSWORD, SECRET, TOKEN, FERNET, JWT, PRIVATE_KEY or DSN) is still a
   ``change-me`` placeholder, a well-known default (``minioadmin``, ``airflow``, ``admin``,
   ``password``...), shorter than 12 characters, or equal to its own user name (``airflow``/``airflow``,
   ``AIRFLOW_ADMIN_PASSWORD=admin``);
@@ -15,7 +15,9 @@ Checks the variables that ``docker-compose.yml`` interpolates, with the values c
 - MinIO's root user is not ``minioadmin``;
 - ``AIRFLOW_EXECUTOR`` is ``LocalExecutor`` or ``CeleryExecutor``, the latter only with the ``celery``
   profile in ``COMPOSE_PROFILES`` (``make up`` passes no ``--profile``: without workers, tasks would
-  wait in the queue forever).
+  wait in the queue forever);
+- ``AIRFLOW_STATSD_ON`` is true only with the ``monitoring`` profile in ``COMPOSE_PROFILES`` (Airflow's
+  StatsD host, ``statsd-exporter``, exists only there).
 
 Standard library only, so it runs with any ``python3`` before the virtualenv exists. Secret values
 are never printed. Exit status 0 when the environment is usable, 1 otherwise.
@@ -40,7 +42,8 @@ FERNET_HINT = (
 FERNET_NAME = re.compile(r"FERNET")
 URL_SAFE = re.compile(r"[A-Za-z0-9._~-]*")
 EXECUTORS = frozenset({"LocalExecutor", "CeleryExecutor"})
-SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|FERNET|JWT|PRIVATE_KEY")
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|FERNET|JWT|PRIVATE_KEY|DSN")
+TRUE_VALUES = frozenset({"true", "1", "yes", "on", "t", "y"})
 MIN_SECRET_LENGTH = 12
 WELL_KNOWN = frozenset(
     {
@@ -175,17 +178,32 @@ def problems(values: Mapping[str, str], references: Iterable[Reference]) -> list
             found.append(f"{name} is not a Fernet key (32 random bytes, URL-safe base64): {FERNET_HINT}")
         elif len(value) < MIN_SECRET_LENGTH:
             found.append(f"{name} is shorter than {MIN_SECRET_LENGTH} characters")
-    if any(reference.name == "AIRFLOW_EXECUTOR" for reference in references):
+    names = {reference.name for reference in references}
+    if "AIRFLOW_EXECUTOR" in names:
         found.extend(_executor_problems(values))
+    if "AIRFLOW_STATSD_ON" in names:
+        found.extend(_statsd_problems(values))
     return found
+
+
+def _profiles(values: Mapping[str, str]) -> set[str]:
+    return {profile.strip() for profile in values.get("COMPOSE_PROFILES", "").split(",")}
+
+
+def _statsd_problems(values: Mapping[str, str]) -> list[str]:
+    if values.get("AIRFLOW_STATSD_ON", "").strip().lower() in TRUE_VALUES and "monitoring" not in _profiles(values):
+        return [
+            "AIRFLOW_STATSD_ON=True needs the monitoring profile (statsd-exporter): set "
+            "COMPOSE_PROFILES=monitoring too (comma-separated with others), or AIRFLOW_STATSD_ON=False"
+        ]
+    return []
 
 
 def _executor_problems(values: Mapping[str, str]) -> list[str]:
     executor = values.get("AIRFLOW_EXECUTOR") or "LocalExecutor"
     if executor not in EXECUTORS:
         return [f"AIRFLOW_EXECUTOR must be one of {', '.join(sorted(EXECUTORS))}"]
-    profiles = {profile.strip() for profile in values.get("COMPOSE_PROFILES", "").split(",")}
-    if executor == "CeleryExecutor" and "celery" not in profiles:
+    if executor == "CeleryExecutor" and "celery" not in _profiles(values):
         return [
             "AIRFLOW_EXECUTOR=CeleryExecutor needs the celery profile (Redis and the workers): set "
             "COMPOSE_PROFILES=celery too, or run `docker compose --profile celery up -d`"

@@ -9,9 +9,13 @@
    JSON ``{"name": "password"}``) atomically with mode 0600, only when its content differs, so that the
    api-server never generates (and logs) a random password. The passwords come from ``.env`` at run
    time; none is baked into the image.
+4. When ``LAKEHOUSE_SERVING_DATABASE`` names one (compose: ``lakehouse``), creates that database on the
+   metadata database's server, with the metadata connection, if it does not exist yet: the BI
+   serving load (``LAKEHOUSE_SERVING_POSTGRES_DSN``) writes its schema there. Empty: skipped.
 
-Prints user names and roles, never a password. Exit status 0 when done, 1 on a missing password or
-a failed migration, 2 on a configuration error. Standard library only.
+Prints user names and roles, never a password. Exit status 0 when done, 1 on a missing password, a
+failed migration or a failed database creation, 2 on a configuration error. Standard library only,
+but for step 4, which uses the image's SQLAlchemy and psycopg2 (imported only then).
 """
 
 from __future__ import annotations
@@ -28,6 +32,10 @@ from pathlib import Path
 
 USERS_VARIABLE = "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"
 PASSWORDS_FILE_VARIABLE = "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"
+DATABASE_URL_VARIABLE = "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
+SERVING_DATABASE_VARIABLE = "LAKEHOUSE_SERVING_DATABASE"
+# A plain lower-case Postgres identifier: safe to quote into CREATE DATABASE as it is.
+DATABASE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 MIGRATE = ("airflow", "db", "migrate")
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -98,17 +106,52 @@ def write_passwords(path: Path, passwords: Mapping[str, str]) -> bool:
     return True
 
 
+def serving_database(environ: Mapping[str, str]) -> str | None:
+    """The database to create for the serving load, or None when ``LAKEHOUSE_SERVING_DATABASE`` is empty."""
+    name = environ.get(SERVING_DATABASE_VARIABLE, "").strip()
+    if not name:
+        return None
+    if not DATABASE_NAME.fullmatch(name):
+        raise InitError(
+            f"{SERVING_DATABASE_VARIABLE} must be a lower-case identifier (a-z, 0-9, _; at most 63 characters)"
+        )
+    if not environ.get(DATABASE_URL_VARIABLE, "").startswith("postgresql"):
+        raise InitError(f"{SERVING_DATABASE_VARIABLE} needs a Postgres {DATABASE_URL_VARIABLE} to create it with")
+    return name
+
+
+def create_database(url: str, name: str) -> bool:
+    """Create database ``name`` on the server of ``url`` unless it exists; True when created."""
+    import sqlalchemy  # noqa: PLC0415 - in the image (Airflow's); only this step needs it
+
+    engine = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            exists = connection.execute(
+                sqlalchemy.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            ).scalar()
+            if exists:
+                return False
+            connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))  # name matched DATABASE_NAME
+            return True
+    finally:
+        engine.dispose()
+
+
 def run(
     environ: Mapping[str, str],
     migrate: Callable[[Sequence[str]], int],
     out: Callable[[str], None] = print,
+    create: Callable[[str, str], bool] = create_database,
 ) -> int:
-    """The whole job; ``migrate`` runs a command and returns its exit status (a fake in the tests)."""
+    """The whole job; ``migrate`` runs a command and returns its exit status, ``create`` creates a
+    database (fakes in the tests)."""
     users = parse_users(environ.get(USERS_VARIABLE, ""))
     passwords = passwords_from(environ, users)
     file_name = environ.get(PASSWORDS_FILE_VARIABLE, "")
     if not file_name:
         raise InitError(f"set {PASSWORDS_FILE_VARIABLE}: the api-server reads the users' passwords there")
+    database = serving_database(environ)
     out(f"airflow-init: {' '.join(MIGRATE)}")
     status = migrate(MIGRATE)
     if status != 0:
@@ -117,6 +160,14 @@ def run(
     out(f"airflow-init: passwords file {file_name}: {'written' if changed else 'unchanged'}")
     for user in users:
         out(f"airflow-init: user {user.name} (role {user.role}), password from {user.password_variable}")
+    if database is not None:
+        try:
+            created = create(environ[DATABASE_URL_VARIABLE], database)
+        except Exception as exc:
+            # Any driver error; its first line (the server's reason), never the URL, which holds the password.
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            raise InitError(f"could not create the serving database {database}: {reason}", EXIT_FAILED) from exc
+        out(f"airflow-init: serving database {database}: {'created' if created else 'exists'}")
     return EXIT_OK
 
 

@@ -25,7 +25,7 @@ def load(policy_dir: Path, role: str) -> dict[str, Any]:
         present = sorted(p.name for p in policy_dir.glob("*.json")) if policy_dir.is_dir() else []
         raise PolicyFileError(
             f"policy file {path} is missing (found: {', '.join(present) or 'nothing'}); "
-            "set MINIO_INIT_POLICY_DIR to the folder holding ingestor.json, pipeline.json and reader.json"
+            "set MINIO_INIT_POLICY_DIR to the folder holding ingestor.json, pipeline.json, reader.json and metrics.json"
         ) from exc
     except (OSError, json.JSONDecodeError) as exc:
         raise PolicyFileError(f"policy file {path} is not readable JSON: {exc}") from exc

@@ -19,9 +19,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lakehouse_minio_init.exceptions import InitSettingsError
 
-ROLES = ("ingestor", "pipeline", "reader")
+ROLES = ("ingestor", "pipeline", "reader", "metrics")
 """One MinIO user per role; each gets the policy ``minio/policies/<role>.json``. The pipeline user is
-what Airflow's tasks (silverizer, dbt) use. The event bridge has no role: it needs no MinIO identity."""
+what Airflow's tasks (silverizer, dbt) use; the metrics user is the pipeline exporter's (read-only:
+listings of every layer, the ledger, the gold manifest). The event bridge has no role: it needs no
+MinIO identity."""
 
 BUCKET_NAME = re.compile(r"(?!xn--)(?!.*-s3alias$)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 WEBHOOK_TARGET = "bridge"
@@ -71,6 +73,8 @@ class InitSettings(BaseSettings):
     pipeline_secret_key: SecretStr = Field(validation_alias=_env("MINIO_PIPELINE_SECRET_KEY"))
     reader_access_key: str = Field(validation_alias=_env("MINIO_READER_ACCESS_KEY"))
     reader_secret_key: SecretStr = Field(validation_alias=_env("MINIO_READER_SECRET_KEY"))
+    metrics_access_key: str = Field(validation_alias=_env("MINIO_METRICS_ACCESS_KEY"))
+    metrics_secret_key: SecretStr = Field(validation_alias=_env("MINIO_METRICS_SECRET_KEY"))
 
     bronze_bucket: str = Field(default="bronze", validation_alias=_env("LAKEHOUSE_BRONZE_BUCKET"))
     silver_bucket: str = Field(default="silver", validation_alias=_env("LAKEHOUSE_SILVER_BUCKET"))
@@ -167,9 +171,8 @@ class InitSettings(BaseSettings):
                 )
         keys = [user.access_key for user in self.users]
         if len(set(keys)) != len(keys):
-            problems.append(
-                "MINIO_INGESTOR_ACCESS_KEY, MINIO_PIPELINE_ACCESS_KEY and MINIO_READER_ACCESS_KEY must all differ"
-            )
+            names = ", ".join(f"MINIO_{role.upper()}_ACCESS_KEY" for role in ROLES)
+            problems.append(f"{names} must all differ")
         return problems
 
     def _bucket_problems(self) -> list[str]:

@@ -6,12 +6,16 @@ end-to-end test; these tests pin what the bridge sends and what it answers MinIO
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 import pytest
 import requests
 from bridge_fakes import FakeAirflow, RunningBridge, notification, refused_url, response_json
+
+from lakehouse_bridge.logs import LOGGER_NAME
+from lakehouse_common.logs import record_fields
 
 KEY = "vacancies/ingest_date=2026-01-01/20260101T100000Z-3f2a9c1d.json"
 
@@ -147,6 +151,26 @@ def test_connection_refused_is_retried_then_503(start_bridge: Any) -> None:
     ready = requests.get(f"{bridge.url}/readyz", timeout=5)
     assert ready.status_code == 503
     assert response_json(ready)["checks"]["airflow"]["ok"] is False
+
+
+def test_airflow_down_is_logged_with_its_url_and_the_record(
+    start_bridge: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 6, row 6: the operator sees from the bridge's log alone that Airflow is unreachable, and where."""
+    url = refused_url()
+    bridge: RunningBridge = start_bridge(airflow_url=url, retries=1)
+
+    with caplog.at_level(logging.INFO, logger=LOGGER_NAME):
+        assert bridge.post(notification(KEY)).status_code == 503
+
+    logged = [(r.getMessage(), r.levelno, record_fields(r)) for r in caplog.records if r.name == LOGGER_NAME]
+    retries = [fields for message, _, fields in logged if message == "airflow.retry"]
+    assert retries and all(url in str(fields["url"]) for fields in retries), logged
+    (failed,) = [(level, fields) for message, level, fields in logged if message == "record.failed"]
+    level, fields = failed
+    assert level == logging.ERROR
+    assert fields["key"] == KEY and fields["kind"] == "airflow_unavailable" and fields["retry"] == "by MinIO"
+    assert "ConnectionError" in fields["error"] and "127.0.0.1" in fields["error"], fields
 
 
 def test_an_unknown_asset_is_a_200_without_a_post(start_bridge: Any, airflow: FakeAirflow) -> None:

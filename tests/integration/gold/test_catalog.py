@@ -90,6 +90,11 @@ def test_cli_catalog_on_local_lake_queries_marts_silver_and_load_history(
         info = dict(con.execute("SELECT key, value FROM catalog_info").fetchall())
         assert info["gold_run_id"] == manifest.run_id and info["s3_setup"] == ""
         assert con.execute("SELECT count(*) FROM catalog_objects").fetchone() == (len(MARTS) + len(SILVER) + 1,)
+        # Gold views read the stable latest copies (a catalog lives long; run files are collected).
+        gold_sources = con.execute(
+            "SELECT object_name, source FROM catalog_objects WHERE schema_name = 'gold'"
+        ).fetchall()
+        assert sorted(gold_sources) == sorted((m, lake.gold.uri(f"marts/{m}.parquet")) for m in MARTS)
     finally:
         con.close()
 

@@ -28,7 +28,13 @@ def test_cli_build_show_replicate_on_local_lake(
     manifest = read_manifest(lake)
     out = capsys.readouterr().out
     assert f"gold run {manifest.run_id} published" in out
-    assert {info.key for info in lake.gold.list()} == {*(m.key for m in manifest.marts), MANIFEST_KEY}
+    # The run files the manifest names, the latest copies at the stable keys, the manifest.
+    assert all(m.key == f"marts/{m.name}/run={manifest.run_id}.parquet" for m in manifest.marts)
+    assert {info.key for info in lake.gold.list()} == {
+        *(m.key for m in manifest.marts),
+        *(f"marts/{m.name}.parquet" for m in manifest.marts),
+        MANIFEST_KEY,
+    }
     assert not (gold_local_settings.data_dir / "gold" / "_staging" / manifest.run_id).exists()
     assert not (gold_local_settings.scratch_dir / "dbt" / manifest.run_id).exists()
     assert_marts_match(lake.gold, silver)

@@ -18,17 +18,14 @@ from lakehouse_common.settings import Settings
 from lakehouse_common.storage import Lake
 from lakehouse_gold.build import build_gold
 from lakehouse_gold.exceptions import DbtBuildError
-from lakehouse_gold.manifest import MANIFEST_KEY, read_manifest
+from lakehouse_gold.manifest import MANIFEST_KEY, mart_key, read_manifest
 from lakehouse_gold.publish import publish_staged
-from lakehouse_gold.replicate import replicate_gold
+from lakehouse_gold.replicate import gold_objects, replicate_gold
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-MARTS = {
-    "marts/salary_by_role_month.parquet",
-    "marts/skills_demand_by_month.parquet",
-    "marts/vacancies_by_region_month.parquet",
-}
+NAMES = ("salary_by_role_month", "skills_demand_by_month", "vacancies_by_region_month")
+MARTS = {f"marts/{name}.parquet" for name in NAMES}  # the latest copies, at the stable keys
 
 
 def _replica(settings: Settings):  # type: ignore[no-untyped-def]
@@ -50,38 +47,44 @@ def test_build_publish_and_replicate_on_s3(gold_s3_settings: Settings) -> None:
 
     result = build_gold(settings)
 
-    assert {info.key for info in lake.gold.list()} == {*MARTS, MANIFEST_KEY}  # staging removed
-    assert_marts_match(lake.gold, silver)
     manifest = read_manifest(lake)
     assert manifest.run_id == result.run_id
-    assert {m.key for m in manifest.marts} == MARTS
+    run_files = {f"marts/{name}/run={result.run_id}.parquet" for name in NAMES}
+    assert {m.key for m in manifest.marts} == run_files
+    assert {info.key for info in lake.gold.list()} == {*MARTS, *run_files, MANIFEST_KEY}  # staging removed
+    assert_marts_match(lake.gold, silver)  # reads the latest copies
     assert all(m.rows > 0 for m in manifest.marts)
     assert manifest.dbt_status_counts.get("error", 0) == 0
 
     first = replicate_gold(settings)
-    assert set(first.copied) == {*MARTS, MANIFEST_KEY}
-    assert first.copied[-1] == MANIFEST_KEY  # the manifest goes last
+    assert first.copied == gold_objects(lake)  # the run files, the manifest, then the latest copies
+    assert first.copied.index(MANIFEST_KEY) == len(NAMES)
     assert first.verified == first.copied
     bucket, prefix = settings.replica_bucket_and_prefix or ("", "")
     replica = _replica(settings)
     for entry in manifest.marts:
-        head = replica.head_object(Bucket=bucket, Key=f"{prefix}/{entry.key}")
-        assert head["Metadata"]["sha256"] == entry.sha256
-        body = replica.get_object(Bucket=bucket, Key=f"{prefix}/{entry.key}")["Body"].read()
-        assert body == lake.gold.read_bytes(entry.key)
+        for key in (entry.key, mart_key(entry.name)):
+            head = replica.head_object(Bucket=bucket, Key=f"{prefix}/{key}")
+            assert head["Metadata"]["sha256"] == entry.sha256
+            body = replica.get_object(Bucket=bucket, Key=f"{prefix}/{key}")["Body"].read()
+            assert body == lake.gold.read_bytes(entry.key)
 
     second = replicate_gold(settings)
-    assert (second.copied, sorted(second.unchanged)) == ([], sorted({*MARTS, MANIFEST_KEY}))
+    assert (second.copied, sorted(second.unchanged)) == ([], sorted(gold_objects(lake)))
 
     # A newer detail document changes the skills mart only; the other marts are rebuilt byte-identical.
     changed = refetched_details(silver)
     write_silver(lake.silver, changed, only_bronze_keys={"vacancy_details/2024-03-10/again.ndjson"})
-    build_gold(settings)
+    rebuilt = build_gold(settings).manifest
     assert_marts_match(lake.gold, changed)
+    skills = rebuilt.mart("skills_demand_by_month").key
+    assert skills == f"marts/skills_demand_by_month/run={rebuilt.run_id}.parquet"
+    unchanged = {m.key for m in rebuilt.marts} - {skills}
+    assert unchanged == {m.key for m in manifest.marts if m.name != "skills_demand_by_month"}  # the first run's
 
     third = replicate_gold(settings)
-    assert set(third.copied) == {"marts/skills_demand_by_month.parquet", MANIFEST_KEY}
-    assert set(third.unchanged) == MARTS - {"marts/skills_demand_by_month.parquet"}
+    assert third.copied == [skills, MANIFEST_KEY, "marts/skills_demand_by_month.parquet"]
+    assert set(third.unchanged) == unchanged | (MARTS - {"marts/skills_demand_by_month.parquet"})
 
 
 def _seed_previous_gold(lake: Lake, settings: Settings) -> None:
@@ -105,7 +108,11 @@ def test_failing_data_test_keeps_previous_gold_on_s3(gold_s3_settings: Settings)
     lake = Lake(settings)
     _seed_previous_gold(lake, settings)
     before = {info.key: info.etag for info in lake.gold.list()}
-    assert set(before) == {"marts/vacancies_by_region_month.parquet", MANIFEST_KEY}
+    assert set(before) == {
+        "marts/vacancies_by_region_month.parquet",
+        "marts/vacancies_by_region_month/run=earlier.parquet",
+        MANIFEST_KEY,
+    }
     write_silver(lake.silver, vacancy_without_area(make_silver()))
 
     with pytest.raises(DbtBuildError) as failure:

@@ -454,8 +454,8 @@ def test_a_tampered_parquet_fails_its_checksum_and_keeps_the_old_table(
     gold.publish(marts(regions=240))
     load(gold, serving)
     before = oids(serving_db, serving.schema_name)
-    gold.publish(marts(regions=300))
-    with gold.lake.gold.open_output("marts/vacancies_by_region_month.parquet") as out:
+    published = gold.publish(marts(regions=300))
+    with gold.lake.gold.open_output(published.mart("vacancies_by_region_month").key) as out:
         pq.write_table(vacancies(100), out)  # fewer rows than the manifest says, and another sha256
 
     with pytest.raises(MartChecksumError, match="vacancies_by_region_month"):

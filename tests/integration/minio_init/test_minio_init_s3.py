@@ -36,6 +36,8 @@ def init_settings(suffix: str) -> InitSettings:
         pipeline_secret_key="test-pipeline-secret",
         reader_access_key="test-reader",
         reader_secret_key="test-reader-secret",
+        metrics_access_key="test-metrics",
+        metrics_secret_key="test-metrics-secret",
         bronze_bucket=f"bronze-{suffix}",
         silver_bucket=f"silver-{suffix}",
         gold_bucket=f"gold-{suffix}",

@@ -26,7 +26,14 @@ from lakehouse_minio_init.settings import ROLES
 
 REPO = Path(__file__).resolve().parents[3]
 POLICY_DIR = REPO / "minio" / "policies"
-SEEDED = ("data/seed.json", "_state/vacancies.json", "_quarantine/vacancies/seed.jsonl", "marts/seed.parquet")
+SEEDED = (
+    "data/seed.json",
+    "_state/vacancies.json",
+    "_quarantine/vacancies/seed.jsonl",
+    "marts/seed.parquet",
+    "_ledger/vacancies/seed.json",
+    "_manifest.json",
+)
 
 
 @dataclass(frozen=True)
@@ -118,6 +125,19 @@ def case(role: str, operation: str, layer: str, key: str, allowed: bool) -> Any:
         case("reader", "list", "silver", "", False),
         case("reader", "get", "bronze", "data/seed.json", False),
         case("reader", "put", "bronze", "data/x.json", False),
+        # metrics (the pipeline exporter): list every layer, read the ledger and gold's manifest only
+        case("metrics", "list", "bronze", "", True),
+        case("metrics", "list", "silver", "_ledger/", True),
+        case("metrics", "list", "gold", "", True),
+        case("metrics", "get", "silver", "_ledger/vacancies/seed.json", True),
+        case("metrics", "get", "gold", "_manifest.json", True),
+        case("metrics", "get", "bronze", "_manifest.json", False),
+        case("metrics", "get", "bronze", "data/seed.json", False),
+        case("metrics", "get", "silver", "data/seed.json", False),
+        case("metrics", "get", "gold", "marts/seed.parquet", False),
+        case("metrics", "put", "gold", "_manifest.json", False),
+        case("metrics", "put", "silver", "_ledger/x.json", False),
+        case("metrics", "delete", "bronze", "data/seed.json", False),
     ],
 )
 def test_policy_is_enforced(lake: Lake, role: str, operation: str, layer: str, key: str, allowed: bool) -> None:

@@ -88,7 +88,15 @@ def test_landing_sensor_silver_gold_and_replica_through_the_dags(
         client.get_object(Bucket=dag_env["REPLICA_BUCKET"], Key="lakehouse/gold/_manifest.json")["Body"].read()
     )
     assert manifest["run_id"] == mart_event["run_id"]
-    assert len(replica) == 4  # three marts and the manifest
+    # The manifest, and per mart the run file it names and the latest copy.
+    assert sorted(o["Key"].removeprefix("lakehouse/gold/") for o in replica) == sorted(
+        [
+            "_manifest.json",
+            *(m["key"] for m in manifest["marts"]),
+            *(f"marts/{m['name']}.parquet" for m in manifest["marts"]),
+        ]
+    )
+    assert len(replica) == 7
 
     # A duplicate wake-up: the silver DAG finds nothing pending, processes nothing, emits nothing.
     silver_objects = {o.key: o.etag for o in lake.silver.list()}

@@ -14,13 +14,20 @@ from moto import mock_aws
 from lakehouse_common.settings import Settings, get_settings
 from lakehouse_common.storage import Lake
 from lakehouse_gold.exceptions import ManifestNotFoundError, ReplicationError, ReplicaVerificationError
-from lakehouse_gold.manifest import GoldManifest
+from lakehouse_gold.manifest import GoldManifest, mart_key
 from lakehouse_gold.replicate import replica_client, replicate_gold
 
 PublishMarts = Callable[[dict[str, pa.Table]], GoldManifest]  # the publish_marts fixture
 REGIONS = pa.table({"area_id": ["1", "2"], "vacancy_count": pa.array([3, 4], pa.int64())})
 SKILLS = pa.table({"skill_name": ["SQL"], "vacancy_count": pa.array([9], pa.int64())})
-ALL = ["marts/regions.parquet", "marts/skills.parquet", "_manifest.json"]
+# Upload order: the run files the manifest names, the manifest (the replica's commit), the latest copies.
+ALL = [
+    "marts/regions/run=run-1.parquet",
+    "marts/skills/run=run-1.parquet",
+    "_manifest.json",
+    "marts/regions.parquet",
+    "marts/skills.parquet",
+]
 
 
 @pytest.fixture
@@ -47,6 +54,10 @@ def with_replica(base: Settings, uri: str) -> Settings:
     )
 
 
+def replica_keys(settings: Settings) -> list[str]:
+    return [o["Key"] for o in replica_client(settings).list_objects_v2(Bucket="gold-replica").get("Contents", [])]
+
+
 def head(settings: Settings, key: str) -> dict[str, Any]:
     return dict(replica_client(settings).head_object(Bucket="gold-replica", Key=f"lakehouse/{key}"))
 
@@ -61,11 +72,14 @@ def test_copies_new_objects_manifest_last_then_nothing(
 
     assert (first.copied, first.verified, first.unchanged) == (ALL, ALL, [])
     assert (second.copied, second.verified, second.unchanged) == ([], [], ALL)
-    assert second.summary() == "replicated gold to s3://gold-replica/lakehouse: copied 0, unchanged 3, verified 0"
+    assert second.summary() == (
+        "replicated gold to s3://gold-replica/lakehouse: copied 0, unchanged 5, verified 0, old files deleted 0"
+    )
     for entry in manifest.marts:
-        assert head(replica, entry.key)["Metadata"]["sha256"] == entry.sha256
-        body = replica_client(replica).get_object(Bucket="gold-replica", Key=f"lakehouse/{entry.key}")["Body"]
-        assert body.read() == gold_lake.gold.read_bytes(entry.key)
+        for key in (entry.key, mart_key(entry.name)):
+            assert head(replica, key)["Metadata"]["sha256"] == entry.sha256
+            body = replica_client(replica).get_object(Bucket="gold-replica", Key=f"lakehouse/{key}")["Body"]
+            assert body.read() == gold_lake.gold.read_bytes(entry.key)
 
 
 def test_copies_only_what_changed(replica: Settings, gold_lake: Lake, publish_marts: PublishMarts) -> None:
@@ -75,8 +89,29 @@ def test_copies_only_what_changed(replica: Settings, gold_lake: Lake, publish_ma
     publish_marts({"regions": REGIONS.slice(0, 1), "skills": SKILLS})
     report = replicate_gold(replica, lake=gold_lake)
 
-    assert report.copied == ["marts/regions.parquet", "_manifest.json"]
-    assert report.unchanged == ["marts/skills.parquet"]
+    assert report.copied == ["marts/regions/run=run-2.parquet", "_manifest.json", "marts/regions.parquet"]
+    assert report.unchanged == ["marts/skills/run=run-1.parquet", "marts/skills.parquet"]
+    assert report.deleted == []  # run-1's regions file: the replica's previous manifest names it
+
+
+def test_old_run_files_are_deleted_from_the_replica(
+    replica: Settings, gold_lake: Lake, publish_marts: PublishMarts
+) -> None:
+    publish_marts({"regions": REGIONS, "skills": SKILLS})
+    replicate_gold(replica, lake=gold_lake)
+    publish_marts({"regions": REGIONS.slice(0, 1)})
+    replicate_gold(replica, lake=gold_lake)
+    publish_marts({"regions": REGIONS})
+
+    report = replicate_gold(replica, lake=gold_lake)
+
+    assert sorted(report.deleted) == ["marts/regions/run=run-1.parquet", "marts/skills/run=run-1.parquet"]
+    assert sorted(replica_keys(replica)) == [
+        "lakehouse/_manifest.json",
+        "lakehouse/marts/regions.parquet",
+        "lakehouse/marts/regions/run=run-2.parquet",
+        "lakehouse/marts/regions/run=run-3.parquet",
+    ]
 
 
 def test_a_replica_object_changed_behind_our_back_is_copied_again(
@@ -84,9 +119,11 @@ def test_a_replica_object_changed_behind_our_back_is_copied_again(
 ) -> None:
     publish_marts({"regions": REGIONS, "skills": SKILLS})
     replicate_gold(replica, lake=gold_lake)
-    replica_client(replica).put_object(Bucket="gold-replica", Key="lakehouse/marts/skills.parquet", Body=b"junk")
+    client = replica_client(replica)
+    client.put_object(Bucket="gold-replica", Key="lakehouse/marts/skills.parquet", Body=b"junk")
+    client.delete_object(Bucket="gold-replica", Key="lakehouse/marts/regions/run=run-1.parquet")
 
-    assert replicate_gold(replica, lake=gold_lake).copied == ["marts/skills.parquet"]
+    assert replicate_gold(replica, lake=gold_lake).copied == ["marts/regions/run=run-1.parquet", "marts/skills.parquet"]
 
 
 class _CorruptingClient:
@@ -108,7 +145,9 @@ def test_a_copy_that_does_not_verify_is_an_error(
     replica: Settings, gold_lake: Lake, publish_marts: PublishMarts
 ) -> None:
     publish_marts({"regions": REGIONS})
-    with pytest.raises(ReplicaVerificationError, match=r"lakehouse/marts/regions\.parquet does not match .*size"):
+    with pytest.raises(
+        ReplicaVerificationError, match=r"lakehouse/marts/regions/run=run-1\.parquet does not match .*size"
+    ):
         replicate_gold(replica, lake=gold_lake, client=_CorruptingClient(replica_client(replica)))
 
 
@@ -119,7 +158,11 @@ def test_the_replica_prefix_may_be_empty(replica: Settings, gold_lake: Lake, pub
     replicate_gold(settings, lake=gold_lake)
 
     listed = replica_client(settings).list_objects_v2(Bucket="gold-replica")["Contents"]
-    assert sorted(o["Key"] for o in listed) == ["_manifest.json", "marts/regions.parquet"]
+    assert sorted(o["Key"] for o in listed) == [
+        "_manifest.json",
+        "marts/regions.parquet",
+        "marts/regions/run=run-1.parquet",
+    ]
 
 
 def test_a_missing_replica_bucket_is_named(replica: Settings, gold_lake: Lake, publish_marts: PublishMarts) -> None:

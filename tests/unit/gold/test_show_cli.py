@@ -59,7 +59,8 @@ def test_format_table_aligns_columns() -> None:
 def test_preview_gives_each_mart_with_its_location(gold_lake: Lake, publish_marts: PublishMarts) -> None:
     publish_marts({"skills_demand_by_month": SKILLS})
     [preview] = preview_marts(gold_lake, rows=2)
-    assert preview.uri == str(Path(gold_lake.gold.uri("marts/skills_demand_by_month.parquet")))
+    # The location is the manifest's run file.
+    assert preview.uri == str(Path(gold_lake.gold.uri("marts/skills_demand_by_month/run=run-1.parquet")))
     assert preview.headline.num_rows == 2
 
 

@@ -122,6 +122,90 @@ def test_a_failed_migration_writes_nothing(tmp_path: Path) -> None:
     assert not Path(env[airflow_init.PASSWORDS_FILE_VARIABLE]).exists()
 
 
+class FakeCreate:
+    def __init__(self, existing: set[str] | None = None, error: Exception | None = None) -> None:
+        self.existing = set() if existing is None else existing
+        self.error = error
+        self.calls: list[tuple[str, str]] = []
+
+    def __call__(self, url: str, name: str) -> bool:
+        self.calls.append((url, name))
+        if self.error is not None:
+            raise self.error
+        created = name not in self.existing
+        self.existing.add(name)
+        return created
+
+
+# Built by concatenation: a user:password@ literal would read as a credential to secret scanners.
+METADATA_URL = "postgresql+psycopg2://airflow:" + ADMIN_VALUE + "@postgres:5432/airflow"
+
+
+def test_the_serving_database_is_created_once_with_the_metadata_connection(tmp_path: Path) -> None:
+    env = environ(
+        tmp_path,
+        LAKEHOUSE_SERVING_DATABASE="lakehouse",
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=METADATA_URL,
+    )
+    create, lines = FakeCreate(), []
+    assert airflow_init.run(env, FakeMigrate(), lines.append, create) == 0
+    assert create.calls == [(METADATA_URL, "lakehouse")]
+    assert lines[-1] == "airflow-init: serving database lakehouse: created"
+    airflow_init.run(env, FakeMigrate(), lines.append, create)
+    assert lines[-1] == "airflow-init: serving database lakehouse: exists"
+    assert not any(ADMIN_VALUE in line for line in lines), "the URL's password is never printed"
+
+
+def test_no_serving_database_without_the_variable(tmp_path: Path) -> None:
+    create = FakeCreate()
+    for extra in ({}, {"LAKEHOUSE_SERVING_DATABASE": ""}):
+        airflow_init.run(environ(tmp_path, **extra), FakeMigrate(), lambda _: None, create)
+    assert create.calls == []
+
+
+@pytest.mark.parametrize(
+    ("name", "url"),
+    [
+        pytest.param('lake"; DROP DATABASE airflow; --', METADATA_URL, id="not-an-identifier"),
+        pytest.param("Lakehouse", METADATA_URL, id="upper-case"),
+        pytest.param("x" * 64, METADATA_URL, id="too-long"),
+        pytest.param("lakehouse", "sqlite:////tmp/airflow.db", id="not-postgres"),
+    ],
+)
+def test_a_bad_serving_database_stops_before_migrating(tmp_path: Path, name: str, url: str) -> None:
+    env = environ(tmp_path, LAKEHOUSE_SERVING_DATABASE=name, AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=url)
+    migrate, create = FakeMigrate(), FakeCreate()
+    with pytest.raises(airflow_init.InitError, match="LAKEHOUSE_SERVING_DATABASE") as raised:
+        airflow_init.run(env, migrate, lambda _: None, create)
+    assert raised.value.status == airflow_init.EXIT_CONFIG
+    assert (migrate.calls, create.calls) == ([], [])
+
+
+def test_a_failed_database_creation_fails_the_job_without_the_url(tmp_path: Path) -> None:
+    env = environ(
+        tmp_path,
+        LAKEHOUSE_SERVING_DATABASE="lakehouse",
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=METADATA_URL,
+    )
+    create = FakeCreate(error=RuntimeError("permission denied to create database\nDETAIL: more"))
+    with pytest.raises(airflow_init.InitError) as raised:
+        airflow_init.run(env, FakeMigrate(), lambda _: None, create)
+    assert raised.value.status == airflow_init.EXIT_FAILED
+    assert str(raised.value) == (
+        "could not create the serving database lakehouse: RuntimeError: permission denied to create database"
+    )
+
+
+def test_compose_creates_the_database_the_serving_dsn_names() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    init_env = compose["services"]["airflow-init"]["environment"]
+    assert init_env["LAKEHOUSE_SERVING_DATABASE"] == "${LAKEHOUSE_SERVING_DATABASE:-lakehouse}"
+    example = (ROOT / ".env.example").read_text(encoding="utf-8")
+    settings = dict(line.split("=", 1) for line in example.splitlines() if line and not line.startswith("#"))
+    assert settings["LAKEHOUSE_SERVING_DATABASE"] == "lakehouse"
+    assert "@postgres:5432/lakehouse" in example, ".env.example shows a DSN on that database"
+
+
 def test_main_reports_configuration_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert airflow_init.main({}) == airflow_init.EXIT_CONFIG
     assert airflow_init.USERS_VARIABLE in capsys.readouterr().err

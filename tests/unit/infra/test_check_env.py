@@ -193,6 +193,46 @@ def test_the_executor_matches_the_profiles(executor: str, profiles: str, expecte
         assert len(found) == 1 and expected in found[0]
 
 
+@pytest.mark.parametrize(
+    ("statsd_on", "profiles", "refused"),
+    [
+        pytest.param("False", "", False, id="off"),
+        pytest.param("", "", False, id="empty-is-off"),
+        pytest.param("False", "monitoring", False, id="off-with-the-profile"),
+        pytest.param("True", "monitoring", False, id="on-with-the-profile"),
+        pytest.param("true", "celery, monitoring", False, id="on-among-profiles"),
+        pytest.param("True", "", True, id="on-without-the-exporter"),
+        pytest.param("1", "bi", True, id="on-with-another-profile"),
+    ],
+)
+def test_statsd_needs_the_monitoring_profile(statsd_on: str, profiles: str, refused: bool) -> None:
+    references = check_env.compose_references(COMPOSE_FILE.read_text("utf-8"))
+    values = {**good_env(), "AIRFLOW_STATSD_ON": statsd_on, "COMPOSE_PROFILES": profiles}
+    found = [p for p in check_env.problems(values, references) if "STATSD" in p]
+    assert bool(found) is refused
+    if refused:
+        assert "COMPOSE_PROFILES=monitoring" in found[0]
+
+
+@pytest.mark.parametrize(
+    ("dsn", "refused"),
+    [
+        pytest.param("", False, id="empty-is-off"),
+        pytest.param("postgresql://airflow:" + STRONG + "@postgres:5432/lakehouse", False, id="real"),
+        pytest.param(
+            "postgresql://airflow:" + "change-me-postgres-password" + "@postgres/lakehouse", True, id="placeholder"
+        ),
+    ],
+)
+def test_the_serving_dsn_is_optional_but_never_a_placeholder(dsn: str, refused: bool) -> None:
+    references = check_env.compose_references(COMPOSE_FILE.read_text("utf-8"))
+    assert {ref.name: ref.required for ref in references}["LAKEHOUSE_SERVING_POSTGRES_DSN"] is False
+    values = {**good_env(), "LAKEHOUSE_SERVING_POSTGRES_DSN": dsn}
+    found = [p for p in check_env.problems(values, references) if "SERVING" in p]
+    assert bool(found) is refused
+    assert not any(dsn and dsn in p for p in found), "the DSN (with its password) is never printed"
+
+
 def test_compose_profiles_from_the_shell_count_like_compose(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     env = write_env(tmp_path / ".env", {**good_env(), "AIRFLOW_EXECUTOR": "CeleryExecutor"})
     argv = ["--env-file", str(env), "--compose-file", str(COMPOSE_FILE)]

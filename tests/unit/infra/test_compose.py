@@ -52,14 +52,19 @@ AIRFLOW_SERVICES = frozenset(
     {"airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"}
 )
 CELERY_SERVICES = frozenset({"redis", "airflow-worker"})
+BI_SERVICES = frozenset({"metabase"})
+MONITORING_SERVICES = frozenset({"prometheus", "statsd-exporter", "pipeline-metrics"})
+# Each optional profile and the services only it starts.
+PROFILES = {"celery": CELERY_SERVICES, "bi": BI_SERVICES, "monitoring": MONITORING_SERVICES}
+PROFILE_SERVICES = CELERY_SERVICES | BI_SERVICES | MONITORING_SERVICES
 EXPECTED_SERVICES = frozenset(
-    {"minio", "minio-init", "postgres", "ingestor", "bridge"} | AIRFLOW_SERVICES | CELERY_SERVICES
+    {"minio", "minio-init", "postgres", "ingestor", "bridge"} | AIRFLOW_SERVICES | PROFILE_SERVICES
 )
 # The Airflow services that run DAG code, so get the pipeline user's keys.
 AIRFLOW_RUNTIME_SERVICES = frozenset(
     {"airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker"}
 )
-LAKE_ROLES = ("ingestor", "pipeline", "reader")
+LAKE_ROLES = ("ingestor", "pipeline", "reader", "metrics")
 # Secrets that may stay empty: replication and alerts are optional. They still may not have a
 # non-empty default in compose, and are checked by infra/check_env.py when set.
 OPTIONAL_SECRETS = frozenset(
@@ -67,12 +72,15 @@ OPTIONAL_SECRETS = frozenset(
         "LAKEHOUSE_REPLICA_ACCESS_KEY_ID",
         "LAKEHOUSE_REPLICA_SECRET_ACCESS_KEY",
         "LAKEHOUSE_AIRFLOW_ALERT_TELEGRAM_BOT_TOKEN",
+        "LAKEHOUSE_SERVING_POSTGRES_DSN",
     }
 )
 
 # ${VAR}, ${VAR:-default}, ${VAR:?message} and $VAR, but not the escaped $${VAR} or $$VAR.
 VAR_REFERENCE = re.compile(r"(?<!\$)\$(?:\{([A-Za-z_][A-Za-z0-9_]*)([^}]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
-SECRET_NAME = re.compile(r"PASSWORD|SECRET|ROOT_USER|ACCESS_KEY|TOKEN|FERNET|JWT")
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|ROOT_USER|ACCESS_KEY|TOKEN|FERNET|JWT|DSN")
+# The secrets the least-privilege matrix follows (user names and access keys aside).
+SECRET_VALUE = re.compile(r"PASSWORD|SECRET|TOKEN|FERNET|JWT|DSN")
 AWS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA|AIDA|AROA)[A-Z0-9]{16}\b")
 
 
@@ -355,7 +363,7 @@ def test_env_example_secrets_are_placeholders() -> None:
     not_placeholders = {
         name: value
         for name, value in load_env_example().items()
-        if re.search(r"PASSWORD|SECRET|TOKEN|FERNET|JWT", name)
+        if SECRET_VALUE.search(name)
         and not value.startswith("change-me")
         and not (name in OPTIONAL_SECRETS and value == "")
     }
@@ -462,6 +470,23 @@ def test_there_is_one_minio_policy_per_role() -> None:
         pytest.param("reader", "s3:DeleteObject", obj("gold"), False, id="reader-cannot-delete-gold"),
         pytest.param("reader", "s3:GetObject", obj("silver"), False, id="reader-cannot-read-silver"),
         pytest.param("reader", "s3:GetObject", obj("bronze"), False, id="reader-cannot-read-bronze"),
+        # metrics (the pipeline exporter): list every layer, read the ledger and gold's manifest, nothing else
+        *(
+            pytest.param("metrics", "s3:ListBucket", bucket_arn(bucket), True, id=f"metrics-lists-{bucket}")
+            for bucket in ("bronze", "silver", "gold")
+        ),
+        pytest.param(
+            "metrics", "s3:GetObject", "arn:aws:s3:::silver/_ledger/vacancies/x.json", True, id="metrics-reads-ledger"
+        ),
+        pytest.param("metrics", "s3:GetObject", "arn:aws:s3:::gold/_manifest.json", True, id="metrics-reads-manifest"),
+        *(
+            pytest.param("metrics", action, obj(bucket), False, id=f"metrics-cannot-{verb}-{bucket}")
+            for bucket in ("bronze", "silver", "gold")
+            for action, verb in (("s3:GetObject", "read"), ("s3:PutObject", "write"), ("s3:DeleteObject", "delete"))
+        ),
+        pytest.param(
+            "metrics", "s3:PutObject", "arn:aws:s3:::gold/_manifest.json", False, id="metrics-cannot-write-manifest"
+        ),
     ],
 )
 def test_lake_policy_permission(role: str, action: str, resource: str, allowed: bool) -> None:
@@ -682,18 +707,19 @@ def test_the_airflow_services_start_in_order() -> None:
     assert dependencies(compose_services["bridge"])["airflow-apiserver"]["condition"] == HEALTHY
 
 
-def test_only_redis_and_the_workers_are_in_the_celery_profile() -> None:
+def test_each_optional_service_is_in_exactly_its_profile() -> None:
+    """celery: Redis and the workers; bi: Metabase; monitoring: Prometheus and the two exporters.
+    Every other service is always on."""
     compose_services = services()
     in_profiles = {
         name: definition["profiles"] for name, definition in compose_services.items() if "profiles" in definition
     }
-    assert in_profiles == {name: ["celery"] for name in CELERY_SERVICES}
-    # An always-on service may wait for a profile service only as an optional dependency.
+    assert in_profiles == {name: [profile] for profile, members in PROFILES.items() for name in members}
+    # A service may wait for a service of another (or no) profile only as an optional dependency.
+    profile_of = {name: profile for profile, members in PROFILES.items() for name in members}
     for name, definition in compose_services.items():
-        if name in CELERY_SERVICES:
-            continue
         for target, dependency in dependencies(definition).items():
-            if target in CELERY_SERVICES:
+            if target in profile_of and profile_of.get(name) != profile_of[target]:
                 assert dependency.get("required") is False, f"{name} -> {target} must be required: false"
 
 
@@ -748,6 +774,7 @@ def test_each_service_gets_only_its_own_minio_keys() -> None:
         "minio": {"MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"},
         "minio-init": {"MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"} | roles,
         "ingestor": {"MINIO_INGESTOR_ACCESS_KEY", "MINIO_INGESTOR_SECRET_KEY"},
+        "pipeline-metrics": {"MINIO_METRICS_ACCESS_KEY", "MINIO_METRICS_SECRET_KEY"},
     }
     expected |= dict.fromkeys(AIRFLOW_RUNTIME_SERVICES, pipeline)
     assert {name: minio_keys_of(definition) for name, definition in services().items()} == expected
@@ -762,6 +789,7 @@ def test_which_service_sees_which_secret() -> None:
         "MINIO_INGESTOR_SECRET_KEY": {"minio-init", "ingestor"},
         "MINIO_PIPELINE_SECRET_KEY": {"minio-init"} | runtime,
         "MINIO_READER_SECRET_KEY": {"minio-init"},
+        "MINIO_METRICS_SECRET_KEY": {"minio-init", "pipeline-metrics"},
         "POSTGRES_PASSWORD": {"postgres"} | airflow,
         "AIRFLOW_FERNET_KEY": airflow,
         "AIRFLOW_API_SECRET_KEY": airflow,
@@ -772,11 +800,12 @@ def test_which_service_sees_which_secret() -> None:
         "REDIS_PASSWORD": {"redis"} | runtime,
         "LAKEHOUSE_REPLICA_SECRET_ACCESS_KEY": runtime,
         "LAKEHOUSE_AIRFLOW_ALERT_TELEGRAM_BOT_TOKEN": runtime,
+        "LAKEHOUSE_SERVING_POSTGRES_DSN": runtime,
     }
     seen: dict[str, set[str]] = {}
     for name, definition in services().items():
         for variable in variable_references(definition):
-            if re.search(r"PASSWORD|SECRET|TOKEN|FERNET|JWT", variable):
+            if SECRET_VALUE.search(variable):
                 seen.setdefault(variable, set()).add(name)
     assert seen == expected
 
@@ -977,6 +1006,143 @@ def test_the_ingestor_serves_with_its_own_user() -> None:
     assert definition["healthcheck"]["test"][:2] == ["CMD", "lakehouse-ingest"]
 
 
+MONITORING_DIR = ROOT / "infra" / "monitoring"
+
+
+def test_the_profile_services_publish_only_their_ui_on_loopback() -> None:
+    compose_services = services()
+    assert compose_services["metabase"]["ports"] == ["127.0.0.1:${METABASE_PORT:-3000}:3000"]
+    assert compose_services["prometheus"]["ports"] == ["127.0.0.1:${PROMETHEUS_PORT:-9090}:9090"]
+    for name in ("statsd-exporter", "pipeline-metrics"):
+        assert "ports" not in compose_services[name], f"{name} is scraped on the compose network only"
+    for name in BI_SERVICES | MONITORING_SERVICES:
+        assert compose_services[name].get("restart") == "unless-stopped", name
+
+
+def test_metabase_waits_for_postgres_and_holds_no_secret() -> None:
+    metabase = services()["metabase"]
+    assert dependencies(metabase) == {"postgres": {"condition": HEALTHY}}
+    assert not variable_references(metabase).keys() - {"METABASE_PORT"}
+    assert metabase["volumes"] == ["metabase-data:/metabase-data"]
+    assert environment(metabase)["MB_DB_FILE"].startswith("/metabase-data/")
+
+
+def test_the_serving_load_targets_the_database_airflow_init_creates() -> None:
+    from lakehouse_gold.settings import ServingSettings  # noqa: PLC0415
+
+    airflow_init = load_airflow_init()
+    for name in AIRFLOW_RUNTIME_SERVICES:
+        env = environment(services()[name])
+        assert env["LAKEHOUSE_SERVING_POSTGRES_DSN"] == "${LAKEHOUSE_SERVING_POSTGRES_DSN:-}", "optional: empty = off"
+        serving = {n for n in env if n.startswith("LAKEHOUSE_SERVING_")}
+        assert serving == {
+            "LAKEHOUSE_SERVING_POSTGRES_DSN",
+            "LAKEHOUSE_SERVING_SCHEMA",
+            "LAKEHOUSE_SERVING_READER_ROLE",
+        }
+    rendered_env = environment(
+        rendered_services({**stack_env(), "LAKEHOUSE_SERVING_POSTGRES_DSN": ""})["airflow-scheduler"]
+    )
+    serving_settings = ServingSettings.model_validate(
+        {
+            k.removeprefix("LAKEHOUSE_SERVING_").lower(): v
+            for k, v in rendered_env.items()
+            if k.startswith("LAKEHOUSE_SERVING_")
+        }
+        | {"schema_name": rendered_env["LAKEHOUSE_SERVING_SCHEMA"]}
+    )
+    assert serving_settings.postgres_dsn is None
+    assert (serving_settings.schema_name, serving_settings.reader_role) == ("gold", "lakehouse_bi_reader")
+    init_env = environment(rendered_services()["airflow-init"])
+    assert init_env[airflow_init.SERVING_DATABASE_VARIABLE] == "lakehouse"
+    assert "LAKEHOUSE_SERVING_POSTGRES_DSN" not in init_env
+
+
+def prometheus_targets() -> dict[str, str]:
+    config = yaml.safe_load((MONITORING_DIR / "prometheus.yml").read_text(encoding="utf-8"))
+    return {
+        job["job_name"]: target
+        for job in config["scrape_configs"]
+        for static in job["static_configs"]
+        for target in static["targets"]
+    }
+
+
+def flag(command: list[str], name: str) -> str:
+    values = [item.split("=", 1)[1] for item in command if item.startswith(f"{name}=")]
+    assert len(values) == 1, f"{name} once in {command}"
+    return values[0]
+
+
+def test_prometheus_scrapes_each_exporter_where_it_listens() -> None:
+    compose_services = services()
+    statsd = compose_services["statsd-exporter"]["command"]
+    listening = {
+        "ingestor": f"ingestor:{environment(compose_services['ingestor'])['LAKEHOUSE_INGESTOR_METRICS_PORT']}",
+        "bridge": f"bridge:{environment(compose_services['bridge'])['LAKEHOUSE_BRIDGE_PORT']}",
+        "pipeline": f"pipeline-metrics:{environment(compose_services['pipeline-metrics'])['LAKEHOUSE_METRICS_PORT']}",
+        "airflow": f"statsd-exporter{flag(statsd, '--web.listen-address')}",
+    }
+    assert prometheus_targets() == listening
+    assert environment(compose_services["ingestor"])["LAKEHOUSE_INGESTOR_METRICS_HOST"] == "0.0.0.0"
+    assert environment(compose_services["pipeline-metrics"])["LAKEHOUSE_METRICS_HOST"] == "0.0.0.0"
+
+
+def test_the_monitoring_config_files_are_mounted_where_the_commands_read_them() -> None:
+    compose_services = services()
+    prometheus = compose_services["prometheus"]
+    config_file = flag(prometheus["command"], "--config.file")
+    assert f"./infra/monitoring/prometheus.yml:{config_file}:ro" in prometheus["volumes"]
+    data_dir = flag(prometheus["command"], "--storage.tsdb.path")
+    assert f"prometheus-data:{data_dir}" in prometheus["volumes"]
+    statsd = compose_services["statsd-exporter"]
+    mapping = flag(statsd["command"], "--statsd.mapping-config")
+    assert statsd["volumes"] == [f"./infra/monitoring/statsd-mapping.yml:{mapping}:ro"]
+    assert yaml.safe_load((MONITORING_DIR / "statsd-mapping.yml").read_text(encoding="utf-8"))["mappings"]
+
+
+def test_airflow_sends_statsd_to_the_exporter_only_when_turned_on() -> None:
+    statsd = services()["statsd-exporter"]["command"]
+    for name in AIRFLOW_IMAGE_SERVICES:
+        env = environment(services()[name])
+        assert env["AIRFLOW__METRICS__STATSD_ON"] == "${AIRFLOW_STATSD_ON:-False}", name
+        assert env["AIRFLOW__METRICS__STATSD_HOST"] == "statsd-exporter", name
+        assert f":{env['AIRFLOW__METRICS__STATSD_PORT']}" == flag(statsd, "--statsd.listen-udp"), name
+        assert env["AIRFLOW__METRICS__STATSD_PREFIX"] == "airflow", name
+    assert load_env_example()["AIRFLOW_STATSD_ON"] == "False"
+    # The mapping file names metrics of that prefix.
+    mapping = yaml.safe_load((MONITORING_DIR / "statsd-mapping.yml").read_text(encoding="utf-8"))
+    assert all(m["match"].startswith("airflow.") for m in mapping["mappings"])
+    joined = re.sub(r"\\\n", " ", AIRFLOW_DOCKERFILE.read_text(encoding="utf-8"))
+    installs = [line.split() for line in joined.splitlines() if line.startswith("RUN ") and "pip install" in line]
+    assert any("statsd" in words for words in installs), "the Airflow image installs the statsd client"
+
+
+def test_pipeline_metrics_reads_the_lake_with_the_metrics_user_only() -> None:
+    from lakehouse_monitoring.settings import MonitoringSettings  # noqa: PLC0415
+
+    definition = services()["pipeline-metrics"]
+    env = environment(definition)
+    assert definition["command"] == ["lakehouse-metrics", "serve"]
+    assert definition["build"] == {"context": ".", "dockerfile": "services/monitoring/Dockerfile"}
+    assert (env["LAKEHOUSE_S3_ACCESS_KEY_ID"], env["LAKEHOUSE_S3_SECRET_ACCESS_KEY"]) == (
+        "${MINIO_METRICS_ACCESS_KEY:?set it in .env}",
+        "${MINIO_METRICS_SECRET_KEY:?set it in .env}",
+    )
+    assert env["LAKEHOUSE_BACKEND"] == "s3" and env["LAKEHOUSE_S3_ENDPOINT_URL"] == "http://minio:9000"
+    readable = {f"LAKEHOUSE_{name.upper()}" for name in Settings.model_fields} | {
+        f"LAKEHOUSE_METRICS_{name.upper()}" for name in MonitoringSettings.model_fields
+    }
+    assert set(env) <= readable, sorted(set(env) - readable)
+    assert dependencies(definition)["minio-init"]["condition"] == COMPLETED
+    # Its own small image: the lake library and the exporter, no Airflow, dbt or DuckDB.
+    dockerfile = (ROOT / "services" / "monitoring" / "Dockerfile").read_text(encoding="utf-8")
+    assert re.findall(r"--mount=type=bind,source=(services/[^,]+),", dockerfile) == [
+        "services/common",
+        "services/monitoring",
+    ]
+
+
 def compose_binary() -> list[str] | None:
     """A Compose v2 command line: ``docker compose`` or a v2 ``docker-compose``; None when there is none."""
     candidates = []
@@ -996,7 +1162,7 @@ def compose_binary() -> list[str] | None:
     return None
 
 
-@pytest.mark.parametrize("profile", [None, "celery"])
+@pytest.mark.parametrize("profile", [None, *PROFILES])
 def test_docker_compose_config_renders(tmp_path: Path, profile: str | None) -> None:
     """The real ``docker compose config`` (no engine needed) renders the file, and agrees with
     :func:`interpolate` on every service's environment, so the checks above see what compose sees."""
@@ -1015,7 +1181,7 @@ def test_docker_compose_config_renders(tmp_path: Path, profile: str | None) -> N
     )
     assert done.returncode == 0, done.stderr
     config = json.loads(done.stdout)
-    expected = EXPECTED_SERVICES if profile else EXPECTED_SERVICES - CELERY_SERVICES
+    expected = (EXPECTED_SERVICES - PROFILE_SERVICES) | (PROFILES[profile] if profile else frozenset())
     assert set(config["services"]) == expected
     ours = rendered_services(env)
     for name, definition in config["services"].items():

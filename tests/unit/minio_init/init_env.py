@@ -26,6 +26,8 @@ def make_settings(httpserver: HTTPServer, **overrides: object) -> InitSettings:
         "pipeline_secret_key": "pipeline-secret-key",
         "reader_access_key": "lakehouse-reader",
         "reader_secret_key": "reader-secret-key",
+        "metrics_access_key": "lakehouse-metrics",
+        "metrics_secret_key": "metrics-secret-key",
         "bridge_webhook_url": "http://bridge:8090/minio/events",
         "bridge_webhook_token": WEBHOOK_TOKEN,
         "policy_dir": REPO / "minio" / "policies",

@@ -27,6 +27,8 @@ def env(monkeypatch: pytest.MonkeyPatch, httpserver: HTTPServer) -> pytest.Monke
         "MINIO_PIPELINE_SECRET_KEY": "pipeline-secret-key",
         "MINIO_READER_ACCESS_KEY": "lakehouse-reader",
         "MINIO_READER_SECRET_KEY": "reader-secret-key",
+        "MINIO_METRICS_ACCESS_KEY": "lakehouse-metrics",
+        "MINIO_METRICS_SECRET_KEY": "metrics-secret-key",
         "LAKEHOUSE_BRIDGE_WEBHOOK_URL": "http://bridge:8090/minio/events",
         "LAKEHOUSE_BRIDGE_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
         "MINIO_INIT_POLICY_DIR": str(REPO / "minio" / "policies"),
@@ -55,7 +57,7 @@ def test_first_run_reports_changes_and_second_run_says_nothing_changed(
     status, out, err = run()
     assert (status, err) == (0, "")
     assert "minio-init: bucket bronze: unchanged\n" in out
-    assert out.splitlines()[-1] == "minio-init: done: nothing changed: all 19 checks already matched the configuration"
+    assert out.splitlines()[-1] == "minio-init: done: nothing changed: all 22 checks already matched the configuration"
     assert ROOT_PASSWORD not in out and WEBHOOK_TOKEN not in out
 
 

@@ -21,6 +21,8 @@ VALID_ENV = {
     "MINIO_PIPELINE_SECRET_KEY": "pipeline-secret-1234",
     "MINIO_READER_ACCESS_KEY": "lakehouse-reader",
     "MINIO_READER_SECRET_KEY": "reader-secret-1234",
+    "MINIO_METRICS_ACCESS_KEY": "lakehouse-metrics",
+    "MINIO_METRICS_SECRET_KEY": "metrics-secret-1234",
     "LAKEHOUSE_BRIDGE_WEBHOOK_URL": "http://bridge:8090/minio/events",
     "LAKEHOUSE_BRIDGE_WEBHOOK_TOKEN": "bridge-token-0123456789",
 }
@@ -49,6 +51,7 @@ def test_reads_the_stack_variables(env: pytest.MonkeyPatch) -> None:
         ("ingestor", "lakehouse-ingestor", "lakehouse-ingestor"),
         ("pipeline", "lakehouse-pipeline", "lakehouse-pipeline"),
         ("reader", "lakehouse-reader", "lakehouse-reader"),
+        ("metrics", "lakehouse-metrics", "lakehouse-metrics"),
     ]
     assert settings.notification_arn == "arn:minio:sqs::bridge:webhook"
     assert settings.resolved_policy_dir() == REPO / "minio" / "policies"

@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from lakehouse_common.exceptions import StorageError
 from lakehouse_common.ledger import Ledger
 from lakehouse_common.settings import Settings
 from lakehouse_silverizer import writers
@@ -194,7 +195,7 @@ def test_crash_in_the_middle_of_writing_leaves_no_partial_output(
         original(self, value)
 
     monkeypatch.setattr(writers.PartitionedParquetWriter, "_flush", flaky)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(StorageError, match="disk full"):
         silverizer.run_source("currency_rates")
     leftovers = [p for p in (silverizer.settings.data_dir / "silver").rglob("*") if p.is_file()]
     assert leftovers == []

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+MAX_KEY_BYTES = 1024  # S3's limit on a key
+MAX_SEGMENT_BYTES = 255  # a file name on the local lake (NAME_MAX)
+
 
 class LakehouseError(Exception):
     """Base class for every error raised by Mini-Lakehouse code."""
@@ -13,6 +16,19 @@ class SettingsError(LakehouseError):
 
 class StorageError(LakehouseError):
     """A lake object could not be read, listed or written."""
+
+
+class InvalidKeyError(StorageError):
+    """An object key that the layer cannot store (it would leave the lake's directory, for example)."""
+
+    def __init__(self, layer: str, key: str, why: str) -> None:
+        super().__init__(
+            f"invalid object key {key!r} for the {layer} layer: {why}; valid keys are relative paths of "
+            f"at most {MAX_KEY_BYTES} UTF-8 bytes, with no empty, '.' or '..' segment, no NUL byte and "
+            f"segments of at most {MAX_SEGMENT_BYTES} bytes"
+        )
+        self.layer = layer
+        self.key = key
 
 
 class ObjectNotFoundError(StorageError):

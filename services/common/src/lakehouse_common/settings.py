@@ -39,6 +39,13 @@ class Settings(BaseSettings):
     bronze_bucket: str = "bronze"
     silver_bucket: str = "silver"
     gold_bucket: str = "gold"
+    # How long to wait for the endpoint, and how many times to try a request (the first attempt
+    # included) before an error is reported: throttling (503 SlowDown), 500s and dropped
+    # connections are retried with exponential backoff.
+    s3_connect_timeout_s: float = Field(default=5.0, gt=0, description="Seconds to open a connection.")
+    s3_read_timeout_s: float = Field(default=60.0, gt=0, description="Seconds to wait for a response's bytes.")
+    s3_max_attempts: int = Field(default=5, ge=1, le=20, description="Attempts per request, the first included.")
+    s3_retry_mode: Literal["standard", "adaptive"] = "standard"
 
     # Replica of gold on AWS S3, with its own credentials.
     replica_uri: str | None = Field(default=None, description="s3://bucket/prefix of the gold replica.")

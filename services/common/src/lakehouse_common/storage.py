@@ -7,27 +7,46 @@ boto3 carries the control plane (listing with ETags, small conditional puts, del
 Writes are atomic on both backends: a reader sees either the whole object or nothing.
 Locally that is a temporary file in the same directory plus ``os.replace``; on S3 the object
 is spooled to local disk and uploaded, and S3 exposes it only once the upload completes.
+A process killed mid-write leaves a temporary file (local) or an incomplete multipart upload
+(S3): neither is ever listed or read, and :meth:`LayerStore.clean_leftovers` removes old ones.
+
+Small control objects can be written conditionally: ``if_absent`` (S3 ``If-None-Match: *``,
+locally a hard link that fails when the name exists) and ``if_match`` (S3 ``If-Match``, locally
+a compare-and-replace under an exclusive lock on the directory), which is what claims build on.
+
+On S3 every request is retried (``LAKEHOUSE_S3_MAX_ATTEMPTS``, throttling and 5xx answers, dropped
+connections) within the connect and read timeouts of the settings; an error that remains is a
+:class:`StorageError` naming the bucket, the key and the endpoint.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import re
 import tempfile
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import boto3
 import pyarrow as pa
 import pyarrow.fs as pafs
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
-from lakehouse_common.exceptions import ObjectNotFoundError, StorageError
+from lakehouse_common.exceptions import (
+    MAX_KEY_BYTES,
+    MAX_SEGMENT_BYTES,
+    InvalidKeyError,
+    ObjectNotFoundError,
+    StorageError,
+)
 from lakehouse_common.settings import LAYERS, Settings
 
 if TYPE_CHECKING:
@@ -36,6 +55,9 @@ else:
     S3Client = Any
 
 TMP_SUFFIX = ".tmp"
+_Paths = list[Path]
+_Uploads = list[tuple[str, str]]
+_PRECONDITION_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 
 
 @dataclass(frozen=True)
@@ -101,7 +123,12 @@ class LayerStore(ABC):
 
     def read_bytes(self, key: str) -> bytes:
         with self.open_input(key) as stream:
-            return bytes(stream.read())
+            try:
+                return bytes(stream.read())
+            except OSError as exc:  # deleted while being read, or the endpoint failed mid-stream
+                if self.stat(key) is None:
+                    raise ObjectNotFoundError(self.layer, key) from exc
+                raise StorageError(f"cannot read {self.uri(key)}: {exc}") from exc
 
     def exists(self, key: str) -> bool:
         return self.stat(key) is not None
@@ -112,12 +139,26 @@ class LayerStore(ABC):
         """A writable stream whose content becomes visible at ``key`` only on clean exit."""
 
     @abstractmethod
-    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
-        """Write ``data`` atomically. With ``if_absent`` return False instead of overwriting."""
+    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False, if_match: str | None = None) -> bool:
+        """Write ``data`` atomically. With ``if_absent`` return False instead of overwriting; with
+        ``if_match`` return False unless the object exists with that ETag (compare-and-swap)."""
 
     @abstractmethod
     def delete(self, keys: Iterable[str]) -> None:
         """Delete the objects; missing ones are ignored."""
+
+    @abstractmethod
+    def delete_if_match(self, key: str, etag: str) -> bool:
+        """Delete the object only while its ETag is ``etag``; False when it changed or is gone."""
+
+    @abstractmethod
+    def leftovers(self, older_than: timedelta) -> Sequence[str]:
+        """Unfinished writes started more than ``older_than`` ago: temporary files (local) or
+        incomplete multipart uploads (S3), as ``<key> (<what>)`` descriptions."""
+
+    @abstractmethod
+    def clean_leftovers(self, older_than: timedelta) -> int:
+        """Remove :meth:`leftovers` (a write that old is not in progress); returns how many."""
 
 
 class LocalLayerStore(LayerStore):
@@ -133,16 +174,21 @@ class LocalLayerStore(LayerStore):
         return self._fs
 
     def path(self, key: str) -> Path:
+        """The file of ``key``; keys that would not name a file strictly inside the root are refused."""
+        check_key(self.layer, key)
         clean = key.strip("/")
-        if not clean or ".." in Path(clean).parts:
-            raise StorageError(f"invalid object key {key!r}: keys are relative paths without '..'")
-        return self.root / clean
+        path = self.root / clean
+        # A symbolic link inside the lake must not lead out of it either.
+        real = Path(os.path.realpath(path))
+        if real != self.root and self.root not in real.parents:
+            raise InvalidKeyError(self.layer, key, f"it resolves to {real}, outside {self.root}")
+        return path
 
     def fs_path(self, key: str) -> str:
         return str(self.path(key))
 
     def uri(self, key: str = "") -> str:
-        return str(self.root / key.strip("/")) if key.strip("/") else str(self.root)
+        return str(self.path(key)) if key.strip("/") else str(self.root)
 
     def _info(self, path: Path, stat: os.stat_result) -> ObjectInfo:
         return ObjectInfo(
@@ -153,6 +199,8 @@ class LocalLayerStore(LayerStore):
         )
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        if prefix.strip("/"):
+            check_key(self.layer, prefix.strip("/"))
         base = self.root / prefix.strip("/") if prefix.strip("/") else self.root
         start = base if base.is_dir() else base.parent
         if not start.is_dir():
@@ -182,7 +230,9 @@ class LocalLayerStore(LayerStore):
             return None
 
     def _tmp_path(self, final: Path) -> Path:
-        return final.with_name(f".{final.name}.{uuid.uuid4().hex[:12]}{TMP_SUFFIX}")
+        # Keep the name within NAME_MAX however long the final one is (at most 255 bytes).
+        stem = final.name.encode()[:200].decode(errors="ignore")
+        return final.with_name(f".{stem}.{uuid.uuid4().hex[:12]}{TMP_SUFFIX}")
 
     @contextlib.contextmanager
     def open_output(self, key: str) -> Iterator[BinaryIO]:
@@ -198,7 +248,7 @@ class LocalLayerStore(LayerStore):
         finally:
             tmp.unlink(missing_ok=True)
 
-    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
+    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False, if_match: str | None = None) -> bool:
         final = self.path(key)
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._tmp_path(final)
@@ -209,6 +259,13 @@ class LocalLayerStore(LayerStore):
                     os.link(tmp, final)  # atomic create-if-absent of a complete file
                 except FileExistsError:
                     return False
+            elif if_match is not None:
+                with _locked_dir(final.parent):
+                    current = self.stat(key)
+                    if current is None or current.etag != if_match:
+                        return False
+                    os.replace(tmp, final)
+                    _ensure_new_etag(final, current)
             else:
                 os.replace(tmp, final)
             return True
@@ -218,6 +275,40 @@ class LocalLayerStore(LayerStore):
     def delete(self, keys: Iterable[str]) -> None:
         for key in keys:
             self.path(key).unlink(missing_ok=True)
+
+    def delete_if_match(self, key: str, etag: str) -> bool:
+        final = self.path(key)
+        if not final.parent.is_dir():
+            return False
+        with _locked_dir(final.parent):
+            current = self.stat(key)
+            if current is None or current.etag != etag:
+                return False
+            final.unlink()
+            return True
+
+    def _temporaries(self, older_than: timedelta) -> _Paths:
+        if not self.root.is_dir():
+            return []
+        cutoff = datetime.now(tz=UTC).timestamp() - older_than.total_seconds()
+        found: _Paths = []
+        for dirpath, _dirnames, filenames in os.walk(self.root):
+            for name in filenames:
+                path = Path(dirpath) / name
+                if name.startswith(".") and name.endswith(TMP_SUFFIX):
+                    with contextlib.suppress(FileNotFoundError):
+                        if path.stat().st_mtime < cutoff:
+                            found.append(path)
+        return sorted(found)
+
+    def leftovers(self, older_than: timedelta) -> Sequence[str]:
+        return [f"{p.relative_to(self.root).as_posix()} (temporary file)" for p in self._temporaries(older_than)]
+
+    def clean_leftovers(self, older_than: timedelta) -> int:
+        found = self._temporaries(older_than)
+        for path in found:
+            path.unlink(missing_ok=True)
+        return len(found)
 
 
 class S3LayerStore(LayerStore):
@@ -229,6 +320,46 @@ class S3LayerStore(LayerStore):
         self.client = client
         self._fs = fs
         self.spool_dir = spool_dir
+
+    def _error(self, action: str, key: str | None, exc: Exception) -> StorageError:
+        """A :class:`StorageError` that names the bucket, the key, the endpoint and the S3 answer."""
+        where = self.uri(key) if key else f"s3://{self.bucket}"
+        endpoint = self.client.meta.endpoint_url
+        attempts = ""
+        if isinstance(exc, ClientError):
+            error = exc.response.get("Error", {})
+            meta = exc.response.get("ResponseMetadata", {})
+            tries = int(meta.get("RetryAttempts", 0)) + 1
+            attempts = f" after {tries} attempt(s)"
+            detail = f"{meta.get('HTTPStatusCode', '?')} {error.get('Code', '?')}: {error.get('Message', exc)}"
+        else:
+            detail = f"{type(exc).__name__}: {exc}"
+        return StorageError(f"cannot {action} {where} ({self.layer} layer, endpoint {endpoint}){attempts}: {detail}")
+
+    def _open(self, opener: Callable[[str], pa.NativeFile], key: str) -> pa.NativeFile:
+        if pyarrow_addressable(key):
+            return super()._open(opener, key)
+        # pyarrow normalises paths ('a/../b' is 'b'): such keys, legal on S3, are fetched by boto3.
+        return self._spooled(key, random=opener == self.filesystem.open_input_file)
+
+    def _spooled(self, key: str, *, random: bool) -> pa.NativeFile:
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        suffix = "" if random else Path(key).suffix  # the extension picks the decompression
+        fd, name = tempfile.mkstemp(dir=self.spool_dir, prefix=".read-", suffix=suffix or ".bin")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                try:
+                    self.client.download_fileobj(self.bucket, key, handle)
+                except ClientError as exc:
+                    if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                        raise ObjectNotFoundError(self.layer, key) from exc
+                    raise self._error("read", key, exc) from exc
+                except BotoCoreError as exc:
+                    raise self._error("read", key, exc) from exc
+            local = pafs.LocalFileSystem()
+            return local.open_input_file(name) if random else local.open_input_stream(name)
+        finally:
+            os.unlink(name)  # open handles keep the data; nothing is left behind
 
     @property
     def filesystem(self) -> pafs.FileSystem:
@@ -253,6 +384,8 @@ class S3LayerStore(LayerStore):
                     )
         except self.client.exceptions.NoSuchBucket as exc:
             raise StorageError(f"bucket {self.bucket!r} for the {self.layer} layer does not exist") from exc
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error("list", prefix or None, exc) from exc
 
     def folders(self) -> tuple[str, ...]:
         paginator = self.client.get_paginator("list_objects_v2")
@@ -264,15 +397,19 @@ class S3LayerStore(LayerStore):
             }
         except self.client.exceptions.NoSuchBucket as exc:
             raise StorageError(f"bucket {self.bucket!r} for the {self.layer} layer does not exist") from exc
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error("list the folders of", None, exc) from exc
         return tuple(sorted(found))
 
     def stat(self, key: str) -> ObjectInfo | None:
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=key)
-        except self.client.exceptions.ClientError as exc:
+        except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
                 return None
-            raise StorageError(f"cannot stat {self.uri(key)}: {exc}") from exc
+            raise self._error("stat", key, exc) from exc
+        except BotoCoreError as exc:
+            raise self._error("stat", key, exc) from exc
         return ObjectInfo(
             key=key, size=int(head["ContentLength"]), etag=str(head["ETag"]).strip('"'), modified=head["LastModified"]
         )
@@ -288,18 +425,64 @@ class S3LayerStore(LayerStore):
                 # upload_fileobj aborts a failed multipart upload: a partial object never appears.
                 self.client.upload_fileobj(spool, self.bucket, key)
             except Exception as exc:
-                raise StorageError(f"cannot write {self.uri(key)}: {exc}") from exc
+                raise self._error("write", key, exc) from exc
 
-    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
-        extra: dict[str, Any] = {"IfNoneMatch": "*"} if if_absent else {}
+    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False, if_match: str | None = None) -> bool:
+        extra: dict[str, Any] = {}
+        if if_absent:
+            extra["IfNoneMatch"] = "*"
+        elif if_match is not None:
+            extra["IfMatch"] = f'"{if_match.strip(chr(34))}"'
         try:
             self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **extra)
-        except self.client.exceptions.ClientError as exc:
+        except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
-            if if_absent and code in {"PreconditionFailed", "412", "ConditionalRequestConflict"}:
+            if extra and code in _PRECONDITION_CODES:
                 return False
-            raise StorageError(f"cannot write {self.uri(key)}: {exc}") from exc
+            if if_match is not None and code in {"404", "NoSuchKey", "NotFound"}:
+                return False
+            raise self._error("write", key, exc) from exc
+        except BotoCoreError as exc:
+            raise self._error("write", key, exc) from exc
         return True
+
+    def delete_if_match(self, key: str, etag: str) -> bool:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key, IfMatch=f'"{etag.strip(chr(34))}"')
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {*_PRECONDITION_CODES, "404", "NoSuchKey", "NotFound"}:
+                return False
+            raise self._error("delete", key, exc) from exc
+        except BotoCoreError as exc:
+            raise self._error("delete", key, exc) from exc
+        return True
+
+    def _uploads(self, older_than: timedelta) -> _Uploads:
+        cutoff = datetime.now(tz=UTC) - older_than
+        found: _Uploads = []
+        try:
+            for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket):
+                found += [
+                    (str(u["Key"]), str(u["UploadId"])) for u in page.get("Uploads", []) if u["Initiated"] < cutoff
+                ]
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error("list the multipart uploads of", None, exc) from exc
+        return sorted(found)
+
+    def leftovers(self, older_than: timedelta) -> Sequence[str]:
+        return [f"{key} (incomplete multipart upload {upload})" for key, upload in self._uploads(older_than)]
+
+    def clean_leftovers(self, older_than: timedelta) -> int:
+        found = self._uploads(older_than)
+        for key, upload in found:
+            try:
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                    raise self._error("abort the multipart upload of", key, exc) from exc
+            except BotoCoreError as exc:
+                raise self._error("abort the multipart upload of", key, exc) from exc
+        return len(found)
 
     def delete(self, keys: Iterable[str]) -> None:
         batch: list[str] = []
@@ -312,7 +495,19 @@ class S3LayerStore(LayerStore):
             self._delete_batch(batch)
 
     def _delete_batch(self, keys: Sequence[str]) -> None:
-        self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True})
+        try:
+            answer = self.client.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True}
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error("delete", keys[0], exc) from exc
+        errors = answer.get("Errors", [])
+        if errors:
+            first = errors[0]
+            raise StorageError(
+                f"cannot delete {len(errors)} object(s) of s3://{self.bucket}, such as {first.get('Key')!r}: "
+                f"{first.get('Code')}: {first.get('Message')}"
+            )
 
 
 def s3_client(
@@ -322,12 +517,18 @@ def s3_client(
     access_key_id: str | None,
     secret_access_key: str | None,
     path_style: bool = True,
+    connect_timeout_s: float = 5.0,
+    read_timeout_s: float = 60.0,
+    max_attempts: int = 5,
+    retry_mode: Literal["standard", "adaptive"] = "standard",
 ) -> S3Client:
+    """A boto3 S3 client that retries throttling, 5xx answers and dropped connections
+    (``max_attempts`` counts the first attempt) with exponential backoff, within the timeouts."""
     config = Config(
         s3={"addressing_style": "path" if path_style else "auto"},
-        retries={"max_attempts": 5, "mode": "standard"},
-        connect_timeout=10,
-        read_timeout=60,
+        retries={"max_attempts": max_attempts, "mode": retry_mode},
+        connect_timeout=connect_timeout_s,
+        read_timeout=read_timeout_s,
     )
     session = boto3.session.Session(
         aws_access_key_id=access_key_id, aws_secret_access_key=secret_access_key, region_name=region
@@ -350,8 +551,18 @@ class Lake:
                 access_key_id=key,
                 secret_access_key=secret,
                 path_style=settings.s3_path_style,
+                connect_timeout_s=settings.s3_connect_timeout_s,
+                read_timeout_s=settings.s3_read_timeout_s,
+                max_attempts=settings.s3_max_attempts,
+                retry_mode=settings.s3_retry_mode,
             )
-            fs_kwargs: dict[str, Any] = {"region": settings.s3_region, "request_timeout": 60, "connect_timeout": 10}
+            fs_kwargs: dict[str, Any] = {
+                "region": settings.s3_region,
+                "request_timeout": settings.s3_read_timeout_s,
+                "connect_timeout": settings.s3_connect_timeout_s,
+                # The C++ SDK's standard strategy: throttling, 5xx and network errors, with backoff.
+                "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=settings.s3_max_attempts),
+            }
             if key and secret:
                 fs_kwargs.update(access_key=key, secret_key=secret)
             if settings.s3_endpoint_url:
@@ -402,6 +613,51 @@ class Lake:
                     ) from exc
 
 
+_EMPTY_OR_DOT = re.compile(r"(^|/)(\.{1,2})?(/|$)")
+
+
+def check_key(layer: str, key: str) -> None:
+    """Refuse keys that no layer stores: too long, NUL bytes, '.'/'..' or empty segments, huge segments.
+
+    A leading '/' is tolerated (S3 clients strip it as well); what remains must be a relative path.
+    """
+    clean = key.strip("/")
+    if not clean:
+        raise InvalidKeyError(layer, key, "it is empty")
+    if "\x00" in key:
+        raise InvalidKeyError(layer, key, "it holds a NUL byte")
+    if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+        raise InvalidKeyError(layer, key, f"it is longer than {MAX_KEY_BYTES} bytes")
+    for segment in clean.split("/"):
+        if segment in {"", ".", ".."}:
+            raise InvalidKeyError(layer, key, f"it has a {segment or 'empty'!r} segment")
+        if len(segment.encode("utf-8", "surrogatepass")) > MAX_SEGMENT_BYTES:
+            raise InvalidKeyError(layer, key, f"a segment is longer than {MAX_SEGMENT_BYTES} bytes")
+
+
+def pyarrow_addressable(key: str) -> bool:
+    """Whether pyarrow's S3 filesystem reads ``key`` as is (it normalises '.', '..' and '//')."""
+    return _EMPTY_OR_DOT.search(key.lstrip("/")) is None and not key.endswith("/")
+
+
+@contextlib.contextmanager
+def _locked_dir(directory: Path) -> Iterator[None]:
+    """An exclusive lock on a directory (flock on its descriptor), for compare-and-replace."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _ensure_new_etag(path: Path, previous: ObjectInfo) -> None:
+    """The local ETag is size and mtime: make sure a replaced file never keeps its predecessor's."""
+    stat = path.stat()
+    if f"{stat.st_size:x}-{stat.st_mtime_ns:x}" == previous.etag:
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+
+
 def copy_stream(source: BinaryIO | pa.NativeFile, target: BinaryIO, chunk: int = 8 << 20) -> int:
     """Copy a stream in chunks; returns the number of bytes copied."""
     total = 0
@@ -419,6 +675,7 @@ __all__ = [
     "LocalLayerStore",
     "ObjectInfo",
     "S3LayerStore",
+    "check_key",
     "copy_stream",
     "s3_client",
 ]

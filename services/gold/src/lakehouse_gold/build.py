@@ -2,11 +2,14 @@
 
 1. dbt writes the marts to ``<gold>/_staging/<run_id>/<model>.parquet`` (the profile's
    ``external_root``); its target, logs and DuckDB file go to ``<scratch>/dbt/<run_id>/``.
-2. If every model, data test and unit test passed, :func:`publish_staged` copies the marts to
-   ``marts/<model>.parquet`` and writes ``_manifest.json``.
+2. If every model, data test and unit test passed, :func:`publish_staged` writes each mart to its
+   run-versioned key ``marts/<model>/run=<run_id>.parquet``, commits by writing ``_manifest.json``,
+   then refreshes the convenience copies ``marts/<model>.parquet`` and removes old run files.
 3. Otherwise :class:`DbtBuildError` names the failed nodes, and the published gold is untouched.
 
-The staging objects are removed in every case.
+The staging objects are removed in every case. A build that was killed outright leaves its
+staging prefix behind; readers never look under ``_staging/`` (the manifest names the marts), and
+the next build removes prefixes older than :data:`STALE_STAGING_AFTER` (:func:`clean_stale_staging`).
 """
 
 from __future__ import annotations
@@ -15,17 +18,22 @@ import logging
 import shutil
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from lakehouse_common.exceptions import StorageError
 from lakehouse_common.settings import Settings
 from lakehouse_common.storage import Lake, LocalLayerStore
 from lakehouse_gold.dbt_runner import DbtRunResult, ensure_httpfs, run_dbt
 from lakehouse_gold.exceptions import DbtBuildError
-from lakehouse_gold.manifest import STAGING_PREFIX, GoldManifest
+from lakehouse_gold.manifest import RUN_STAMP, STAGING_PREFIX, GoldManifest, run_started
 from lakehouse_gold.publish import publish_staged
 
 log = logging.getLogger(__name__)
+
+STALE_STAGING_AFTER = timedelta(hours=6)
+"""A staging prefix this much older than now (by its run id) belongs to a build that died: removed.
+Younger ones may belong to a build still running (another process), so they are left alone."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +45,7 @@ class BuildResult:
 
 def new_run_id(now: datetime | None = None) -> str:
     """Sortable and unique: ``20240131T120000Z-1a2b3c``."""
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    stamp = (now or datetime.now(UTC)).strftime(RUN_STAMP)
     return f"{stamp}-{uuid.uuid4().hex[:6]}"
 
 
@@ -45,6 +53,10 @@ def build_gold(settings: Settings, *, lake: Lake | None = None, run_id: str | No
     lake = lake or Lake(settings)
     lake.ensure(["silver", "gold"])
     run_id = run_id or new_run_id()
+    try:
+        clean_stale_staging(lake)
+    except StorageError as exc:  # leftovers are harmless: the build goes on
+        log.warning("could not remove stale staging prefixes: %s", exc)
     staging = f"{STAGING_PREFIX}{run_id}"
     external_root = lake.gold.uri(staging)
     scratch = settings.scratch_dir.resolve()
@@ -89,3 +101,26 @@ def _clean_run_dir(run_dir: Path, *, keep_logs: bool) -> None:
     for path in run_dir.glob("lakehouse.duckdb*"):
         path.unlink(missing_ok=True)
     log.info("dbt logs and run_results.json of the failed run kept in %s", run_dir)
+
+
+def clean_stale_staging(
+    lake: Lake, *, now: datetime | None = None, older_than: timedelta = STALE_STAGING_AFTER
+) -> list[str]:
+    """Remove ``_staging/<run>/`` prefixes of runs that started more than ``older_than`` ago; returns the runs.
+
+    Prefixes whose name is not a run id are left alone.
+    """
+    now = now or datetime.now(UTC)
+    runs = {info.key[len(STAGING_PREFIX) :].split("/", 1)[0] for info in lake.gold.list(STAGING_PREFIX)}
+    if isinstance(lake.gold, LocalLayerStore) and lake.gold.path(STAGING_PREFIX).is_dir():
+        runs.update(d.name for d in lake.gold.path(STAGING_PREFIX).iterdir() if d.is_dir())  # empty: not listed
+    removed: list[str] = []
+    for run in sorted(runs):
+        started = run_started(run)
+        if started is None or now - started < older_than:
+            continue
+        _clean_staging(lake, f"{STAGING_PREFIX}{run}")
+        removed.append(run)
+    if removed:
+        log.info("removed the staging prefixes of %d interrupted gold build(s): %s", len(removed), ", ".join(removed))
+    return removed

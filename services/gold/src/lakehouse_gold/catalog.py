@@ -3,7 +3,9 @@
 ``duckdb lakehouse.duckdb`` (or ``duckdb.connect("lakehouse.duckdb")``) then queries, with no set-up
 on the local lake:
 
-- ``gold.<mart>``: one view per mart of the published gold manifest (``marts/<mart>.parquet``);
+- ``gold.<mart>``: one view per mart of the published gold manifest, over the mart's stable key
+  ``marts/<mart>.parquet`` (the latest mart, refreshed right after each gold commit), not over the
+  manifest's run file: a catalog lives long, and old run files are collected;
 - ``silver.<table>``: one view per silver table (every table of every contract, child tables
   included, plus any other top-level silver folder, such as an inferred source), hive-partitioned
   like dbt's sources; a table with no Parquet file yet is left out and listed in the summary;
@@ -48,7 +50,7 @@ from lakehouse_common.settings import Settings
 from lakehouse_common.storage import Lake
 from lakehouse_gold.dbt_runner import ensure_httpfs, resolve_s3_credentials, s3_endpoint
 from lakehouse_gold.exceptions import CatalogError, ManifestNotFoundError
-from lakehouse_gold.manifest import GoldManifest, read_manifest
+from lakehouse_gold.manifest import GoldManifest, mart_key, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +248,7 @@ def build_catalog(
             con.execute("CREATE SCHEMA gold")
             con.execute("CREATE SCHEMA silver")
             for mart in marts:
-                uri = lake.gold.uri(mart.key)
+                uri = lake.gold.uri(mart_key(mart.name))  # the stable key: run files are collected
                 qualified = f"gold.{quote_ident(mart.name)}"
                 con.execute(f"CREATE VIEW {qualified} AS SELECT * FROM read_parquet({quote_literal(uri)})")
                 comment = f"gold mart {mart.name} ({uri}), {mart.rows} rows in gold run {run_id}"

@@ -75,6 +75,20 @@ class ReplicaVerificationError(ReplicationError):
     """An object in the replica does not match what was uploaded."""
 
 
+class GoldInconsistentError(ManifestError):
+    """A published mart does not match the gold manifest: a publish was interrupted or is in progress."""
+
+    def __init__(self, manifest_run_id: str | None, mismatches: list[tuple[str, str, str]]) -> None:
+        detail = "; ".join(f"{key} has sha256 {got}, the manifest says {want}" for key, want, got in mismatches)
+        run = f" (run {manifest_run_id})" if manifest_run_id else ""
+        super().__init__(
+            f"gold does not match its manifest{run}: {detail}. A gold publish was interrupted "
+            "or is in progress; rerun `lakehouse-gold build` (or wait for the running one), then read again"
+        )
+        self.manifest_run_id = manifest_run_id
+        self.mismatches = mismatches
+
+
 class ServingError(GoldError):
     """The marts could not be loaded into the Postgres serving schema; served tables are unchanged."""
 

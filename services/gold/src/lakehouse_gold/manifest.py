@@ -1,26 +1,66 @@
 """The gold manifest, ``_manifest.json``: what the last successful build published.
 
-Readers use it to find the marts and to check them (row count, size, sha256); the publisher
-writes it after every mart is in place, and the replicator copies it last.
+Gold is committed the way Delta and Iceberg commit a table: each mart of a run is written to an
+immutable, run-versioned key, ``marts/<mart>/run=<run_id>.parquet`` (:func:`mart_run_key`), and the
+manifest, written last in one atomic put, names those keys. That put is the commit: until it lands,
+a reader following the manifest reads the previous run's files, which a publish never overwrites.
+So a reader sees the whole old run or the whole new one, never a mixture.
+
+``marts/<mart>.parquet`` (:func:`mart_key`) is a convenience copy of the latest mart, refreshed right
+after each commit, for people, BI tools and the Airflow assets. For a consistent set across marts,
+follow the manifest. :func:`read_mart_bytes` still checks each file's sha256 against the manifest.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import hashlib
+from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from lakehouse_common.storage import Lake
-from lakehouse_gold.exceptions import ManifestError, ManifestNotFoundError
+from lakehouse_gold.exceptions import GoldInconsistentError, ManifestError, ManifestNotFoundError
 
 MANIFEST_KEY = "_manifest.json"
 MARTS_PREFIX = "marts/"
 STAGING_PREFIX = "_staging/"
 
 
+RUN_STAMP = "%Y%m%dT%H%M%SZ"
+"""The time stamp a build's run id starts with (``20240131T120000Z-1a2b3c``)."""
+_RUN_FILE_PREFIX = "run="
+
+
 def mart_key(name: str) -> str:
-    """Final key of a mart in the gold layer."""
+    """The mart's stable key, ``marts/<name>.parquet``: the latest mart, refreshed after each commit."""
     return f"{MARTS_PREFIX}{name}.parquet"
+
+
+def mart_run_key(name: str, run_id: str) -> str:
+    """The immutable key of one run's version of a mart, ``marts/<name>/run=<run_id>.parquet``."""
+    return f"{MARTS_PREFIX}{name}/{_RUN_FILE_PREFIX}{run_id}.parquet"
+
+
+def parse_mart_run_key(key: str) -> tuple[str, str] | None:
+    """``(mart, run_id)`` of a key made by :func:`mart_run_key`; None for any other key."""
+    if not key.startswith(MARTS_PREFIX):
+        return None
+    parts = key[len(MARTS_PREFIX) :].split("/")
+    if len(parts) != 2 or not parts[0]:
+        return None
+    name, file = parts
+    if not (file.startswith(_RUN_FILE_PREFIX) and file.endswith(".parquet")):
+        return None
+    run_id = file[len(_RUN_FILE_PREFIX) : -len(".parquet")]
+    return (name, run_id) if run_id else None
+
+
+def run_started(run_id: str) -> datetime | None:
+    """When a run started, from its id (``lakehouse_gold.build.new_run_id``); None for an id in another shape."""
+    try:
+        return datetime.strptime(run_id.split("-", 1)[0], RUN_STAMP).replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 class _Frozen(BaseModel):
@@ -72,3 +112,12 @@ def read_manifest(lake: Lake) -> GoldManifest:
     if not gold.exists(MANIFEST_KEY):
         raise ManifestNotFoundError(gold.uri(MANIFEST_KEY))
     return GoldManifest.from_json(gold.read_bytes(MANIFEST_KEY), gold.uri(MANIFEST_KEY))
+
+
+def read_mart_bytes(lake: Lake, entry: MartEntry, run_id: str | None = None) -> bytes:
+    """The mart's bytes, checked against the manifest's sha256 (``run_id`` only names the manifest in errors)."""
+    data = lake.gold.read_bytes(entry.key)
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != entry.sha256:
+        raise GoldInconsistentError(run_id, [(entry.key, entry.sha256, actual)])
+    return data

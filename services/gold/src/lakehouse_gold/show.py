@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lakehouse_common.storage import Lake
-from lakehouse_gold.manifest import GoldManifest, MartEntry, read_manifest
+from lakehouse_gold.manifest import GoldManifest, MartEntry, read_manifest, read_mart_bytes
 
 # Headline order per mart: newest month first, then the mart's main measure, largest first.
 HEADLINE_ORDER: dict[str, list[tuple[str, str]]] = {
@@ -26,8 +26,8 @@ class MartPreview:
 
 
 def read_mart(lake: Lake, entry: MartEntry) -> pa.Table:
-    with lake.gold.open_input(entry.key) as stream:
-        return pq.read_table(pa.BufferReader(stream.read()))
+    """The mart as the manifest describes it (its sha256 is checked; see :func:`read_mart_bytes`)."""
+    return pq.read_table(pa.BufferReader(read_mart_bytes(lake, entry)))
 
 
 def headline(table: pa.Table, name: str, rows: int) -> pa.Table:

@@ -18,9 +18,10 @@ signal (130 for Ctrl-C, 143 for SIGTERM).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -29,8 +30,10 @@ from lakehouse_common.contracts import ContractRegistry
 from lakehouse_common.settings import get_settings as get_lake_settings
 from lakehouse_common.storage import Lake
 from lakehouse_ingestor.control import StopToken, stop_on_signals
-from lakehouse_ingestor.logs import configure_logging
+from lakehouse_ingestor.logs import EventLog, configure_logging
+from lakehouse_ingestor.metrics import IngestorMetrics, start_metrics_server
 from lakehouse_ingestor.runner import Runner
+from lakehouse_ingestor.settings import IngestorSettings
 from lakehouse_ingestor.settings import get_settings as get_ingestor_settings
 from lakehouse_ingestor.sources import RunReport
 
@@ -112,7 +115,7 @@ def add_commands(commands: Any) -> None:
     _progress_flag(imp)
 
 
-def _runner(args: argparse.Namespace, stop: StopToken) -> Runner:
+def _runner(args: argparse.Namespace, stop: StopToken, *, log: EventLog | None = None) -> Runner:
     settings = get_ingestor_settings()
     overrides: dict[str, object] = {}
     if getattr(args, "rate_limit", None) is not None:
@@ -124,7 +127,7 @@ def _runner(args: argparse.Namespace, stop: StopToken) -> Runner:
     lake = Lake(lake_settings)
     lake.ensure(["bronze"])  # the ingestor's user sees nothing but bronze
     registry = ContractRegistry.from_dir(lake_settings.contracts_dir)
-    return Runner(lake, registry, settings, stop=stop, progress=progress)
+    return Runner(lake, registry, settings, stop=stop, progress=progress, log=log)
 
 
 def _size(n: int) -> str:
@@ -177,13 +180,33 @@ def _exit(reports: Sequence[RunReport], stop: StopToken, *, serving: bool) -> in
     return EXIT_OK
 
 
+@contextlib.contextmanager
+def _metrics_served(metrics: IngestorMetrics | None, settings: IngestorSettings) -> Iterator[dict[str, object]]:
+    """``/metrics`` while serving (see :mod:`lakehouse_ingestor.metrics`); yields the fields that
+    announce it on ``serve.start``."""
+    if metrics is None:
+        yield {}
+        return
+    server = start_metrics_server(metrics, settings.metrics_host, settings.metrics_port)
+    try:
+        yield {"metrics": f"http://{settings.metrics_host}:{server.port}/metrics"}
+    finally:
+        server.close()
+
+
 def run_sources(args: argparse.Namespace, out: TextIO) -> int:
     stop = StopToken()
+    serving = args.command == "serve" or not args.once
+    settings = get_ingestor_settings()
+    # Serving, the runner's events also feed the metrics (LAKEHOUSE_INGESTOR_METRICS_PORT=0: none).
+    metrics = IngestorMetrics() if serving and settings.metrics_port else None
+    log = EventLog(listeners=(metrics.observe,)) if metrics is not None else None
     with stop_on_signals(stop):
-        runner = _runner(args, stop)
+        runner = _runner(args, stop, log=log)
         names = args.sources or runner.ingestable()
-        if args.command == "serve" or not args.once:
-            reports = runner.serve(names)
+        if serving:
+            with _metrics_served(metrics, settings) as announce:
+                reports = runner.serve(names, **announce)
             latest = {r.source: r for r in reports}  # the last run of each source
             _print(list(latest.values()), getattr(args, "json", False), out)
             return _exit(list(latest.values()), stop, serving=True)

@@ -239,16 +239,22 @@ class HttpClient:
                 prepared, timeout=(self.timeout_s, self.timeout_s), stream=True, allow_redirects=True
             )
         except requests.Timeout as exc:
+            self.log.debug("http.failed", url=shown, attempt=attempt, why="timeout")
             raise _Retryable(f"timeout after {self.timeout_s:g} s ({type(exc).__name__})") from exc
         except requests.ConnectionError as exc:
+            self.log.debug("http.failed", url=shown, attempt=attempt, why="connection")
             raise _Retryable(f"connection error: {_short(exc)}") from exc
         try:
             body = self._read(response, began)
+        except _Retryable:
+            self.log.debug("http.failed", url=shown, attempt=attempt, why="read", status=response.status_code)
+            raise
         finally:
             response.close()
         self.stats.bytes += len(body)
         self.stats.statuses[response.status_code] = self.stats.statuses.get(response.status_code, 0) + 1
         status = response.status_code
+        self.log.debug("http.response", url=shown, attempt=attempt, status=status, size=len(body))
         headers: dict[str, Any] = dict(response.headers)
         if 200 <= status < 300:
             return HttpResponse(

@@ -189,12 +189,16 @@ class Runner:
             report.seconds = time.monotonic() - started
             self.progress.finish()
         fields = {k: v for k, v in report.to_json().items() if k not in {"source", "run_id", "kind", "counters"}}
+        if report.status == "failed" and report.exception is not None:
+            fields["error_type"] = type(report.exception).__name__
         level = {"ok": log.info, "stopped": log.warning, "failed": log.error}[report.status]
         level("run.end", **fields, **dict(sorted(report.counters.items())))
         return report
 
-    def serve(self, names: Sequence[str] | None = None) -> list[RunReport]:
-        """Run the sources on their intervals until a stop request; returns every run's report."""
+    def serve(self, names: Sequence[str] | None = None, **announce: object) -> list[RunReport]:
+        """Run the sources on their intervals until a stop request; returns every run's report.
+
+        ``announce`` adds fields to the ``serve.start`` event (the metrics URL)."""
         chosen = list(names) if names else self.ingestable()
         contracts = [self.contract(name) for name in chosen]
         if not contracts:
@@ -205,6 +209,7 @@ class Runner:
             "serve.start",
             sources=",".join(due),
             intervals=",".join(f"{c.name}={self.interval(c)}" for c in contracts),
+            **announce,
         )
         while not self.stop.requested:
             name = min(due, key=lambda n: due[n])

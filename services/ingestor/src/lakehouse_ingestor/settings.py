@@ -49,6 +49,10 @@ class IngestorSettings(BaseSettings):
         default_factory=dict, description='serve: intervals overriding the contracts\', e.g. {"vacancies": "15 min"}.'
     )
     serve_retry_s: float = Field(default=300.0, gt=0, description="serve: a failed source is tried again this soon.")
+    metrics_host: str = Field(
+        default="127.0.0.1", description="serve: address of /metrics (0.0.0.0 in a container Prometheus scrapes)."
+    )
+    metrics_port: int = Field(default=9108, ge=0, le=65535, description="serve: port of /metrics; 0 turns it off.")
 
 
 def get_settings(**overrides: object) -> IngestorSettings:

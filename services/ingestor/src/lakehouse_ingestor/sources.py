@@ -137,7 +137,9 @@ class Source(ABC):
             report.counters[f"{counter}_written"] += 1
             report.counters["bytes_written"] += landed.size
             report.keys.append(landed.key)
-            self.log.debug("payload.landed", key=landed.key, size=landed.size, sha256=landed.sha256[:16])
+            self.log.debug(
+                "payload.landed", target=payload.source, key=landed.key, size=landed.size, sha256=landed.sha256[:16]
+            )
         else:
             report.counters[f"{counter}_unchanged"] += 1
             self.log.debug("payload.unchanged", target=payload.source, size=landed.size, sha256=landed.sha256[:16])

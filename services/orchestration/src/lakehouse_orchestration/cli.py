@@ -30,6 +30,8 @@ def _airflow_env(dags_folder: Path) -> None:
     os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(dags_folder.resolve()))
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+    # In process there is nobody to wait for: fail at once rather than sleep through the backoff.
+    os.environ.setdefault("LAKEHOUSE_AIRFLOW_RETRIES", "0")
 
 
 def _run(dags_folder: Path) -> int:

@@ -230,6 +230,28 @@ class AirflowStack:
         if self._home is not None and not self.keep_home:
             shutil.rmtree(self._home, ignore_errors=True)
 
+    def restart(self, name: str, *, timeout: float = 60.0) -> None:
+        """SIGKILL one component's process group (a crash, not a clean shutdown), start it again,
+        and wait until every component reports healthy (``name`` is one of :data:`COMPONENTS`)."""
+        if name not in COMPONENTS:
+            raise AirflowStackError(f"unknown Airflow component {name!r}; valid: {', '.join(COMPONENTS)}")
+        for component in [c for c in self.components if c.name == name]:
+            pids = {component.process.pid, *descendants(component.process.pid)}
+            groups = {component.pgid}
+            for pid in pids:
+                with contextlib.suppress(OSError):
+                    groups.add(os.getpgid(pid))
+            groups.discard(os.getpgid(0))
+            self._signal(groups, pids, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                component.process.wait(timeout=10)
+            with contextlib.suppress(OSError):
+                component.log_file.close()
+            self.components.remove(component)
+            log.info("killed airflow %s (process group %d)", name, component.pgid)
+        self._spawn(name)
+        self.wait_for(self._healthy, timeout, f"airflow {name} to be healthy again after its restart")
+
     def _stop_processes(self) -> None:
         own_group = os.getpgid(0)
         groups: set[int] = set()
@@ -365,7 +387,7 @@ class AirflowStack:
 
     def _spawn(self, name: str) -> None:
         log_path = self.home / f"{name}.log"
-        log_file = log_path.open("wb")
+        log_file = log_path.open("ab")  # a restarted component appends to its predecessor's log
         prefix = die_with_parent_prefix() if self.die_with_parent else []
         process = subprocess.Popen(
             [*prefix, self._airflow(), name],

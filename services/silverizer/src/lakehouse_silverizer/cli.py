@@ -1,4 +1,5 @@
-"""``lakehouse-silverize``: run pending bronze objects, one key, reprocess, show the load history."""
+"""``lakehouse-silverize``: run pending bronze objects, one key, reprocess, show the load history,
+reconcile bronze with silver."""
 
 from __future__ import annotations
 
@@ -6,14 +7,18 @@ import argparse
 import json
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import asdict
+from typing import TextIO
 
 from lakehouse_common.contracts import ContractRegistry
 from lakehouse_common.exceptions import LakehouseError
 from lakehouse_common.ledger import LedgerEntry
+from lakehouse_common.progress import TerminalProgress
 from lakehouse_common.settings import get_settings
-from lakehouse_silverizer.exceptions import ObjectNotPendingError
+from lakehouse_silverizer.exceptions import ObjectClaimedError, ObjectNotPendingError
+from lakehouse_silverizer.reconcile import Reconciliation, reconcile
 from lakehouse_silverizer.runner import Silverizer
 from lakehouse_silverizer.settings import get_settings as get_silverizer_settings
 
@@ -49,6 +54,16 @@ def _parser() -> argparse.ArgumentParser:
     ledger.add_argument("--json", action="store_true", help="one JSON object per line")
     pending = sub.add_parser("pending", help="list bronze objects not yet in the ledger")
     pending.add_argument("source", nargs="?")
+    check = sub.add_parser(
+        "reconcile",
+        help="list bronze objects with no ledger entry and silver files with no bronze origin",
+    )
+    check.add_argument("source", nargs="?", help="one source (default: every source)")
+    check.add_argument("--json", action="store_true", help="one JSON object per source")
+    check.add_argument("--strict", action="store_true", help="exit 1 when anything is pending, orphaned or gone")
+    check.add_argument(
+        "--clean", action="store_true", help="delete stale claims and unfinished writes older than the claim lease"
+    )
     sub.add_parser("sources", help="list sources: declared contracts and bronze prefixes")
     contract = sub.add_parser("contract", help="print a source's contract (declared or inferred)")
     contract.add_argument("source")
@@ -63,6 +78,8 @@ def _table(entries: Sequence[LedgerEntry]) -> str:
         for name, width in LEDGER_COLUMNS:
             value = str(row[name])[:19] if name == "finished_at" else str(row[name])
             cells.append(value.ljust(width))
+        if entry.reason:  # why an object was not loaded (or what it duplicates)
+            cells.append(f"  {entry.reason}")
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 
@@ -96,6 +113,50 @@ def _summary(entries: Sequence[LedgerEntry]) -> str:
     return text
 
 
+def _reconciliation(report: Reconciliation) -> str:
+    lines = [
+        f"{report.source}: {report.bronze_objects} bronze object(s), {len(report.pending)} pending, "
+        f"{len(report.orphan_outputs)} orphan silver file(s), {len(report.bronze_gone)} entr(y/ies) whose "
+        f"bronze object is gone, {len(report.stale_claims)} stale claim(s), {len(report.leftovers)} leftover(s)"
+        + (f", {report.cleaned} cleaned" if report.cleaned else "")
+    ]
+    for title, keys in (
+        ("pending", report.pending),
+        ("orphan", report.orphan_outputs),
+        ("bronze gone", report.bronze_gone),
+        ("stale claim", report.stale_claims),
+        ("leftover", report.leftovers),
+    ):
+        lines += [f"  {title}: {key}" for key in keys]
+    return "\n".join(lines)
+
+
+def _run_with_progress(silverizer: Silverizer, sources: Sequence[str], stream: TextIO) -> list[LedgerEntry]:
+    """``run`` in a terminal: the pending objects of every source, with a redrawn progress line
+    (objects done/total, rows, MB/s) and a closing line on stderr; stdout stays as it is."""
+    progress = TerminalProgress(stream)
+    work = [(source, info) for source in sources for info in silverizer.pending(source)]
+    total_mb = sum(info.size for _, info in work) / 1e6
+    started = time.perf_counter()
+    entries: list[LedgerEntry] = []
+    done_mb = 0.0
+    progress.start("silver", len(work), "objects")
+    try:
+        for source, info in work:
+            progress.update(source=source)
+            entries.append(silverizer.process(source, info))
+            done_mb += info.size / 1e6
+            rate = done_mb / max(time.perf_counter() - started, 1e-6)
+            rows = sum(e.rows_in for e in entries)
+            progress.update(len(entries), rows=f"{rows:,}", MB=f"{done_mb:,.1f}/{total_mb:,.1f}", MBps=f"{rate:,.1f}")
+    finally:
+        progress.finish()
+    seconds = time.perf_counter() - started
+    stream.write(f"silver: {len(entries)} object(s), {done_mb:,.1f} MB in {seconds:.1f} s")
+    stream.write(f" ({done_mb / seconds:,.1f} MB/s)\n" if entries and seconds > 0 else "\n")
+    return entries
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -107,18 +168,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = get_settings()
         silverizer = Silverizer(settings, ContractRegistry.from_dir(settings.contracts_dir), get_silverizer_settings())
         if args.command == "run":
+            skipped: list[str] = []
             if args.key:
                 if len(args.sources) != 1:
                     print("run --key needs exactly one source", file=sys.stderr)
                     return 2
                 entries = [silverizer.run_key(args.sources[0], args.key)]
+            elif sys.stderr.isatty():
+                entries = _run_with_progress(silverizer, args.sources or silverizer.sources(), sys.stderr)
             else:
                 entries = []
                 for source in args.sources or silverizer.sources():
-                    entries += silverizer.run_source(source).entries
+                    summary = silverizer.run_source(source)
+                    entries += summary.entries
+                    skipped += summary.skipped
             if entries:
                 print(_table(entries) if args.objects else _by_source(entries))
             print(_summary(entries))
+            if skipped:
+                print(f"{len(skipped)} object(s) skipped: another run holds their claim")
             return 1 if args.strict and any(e.status in ("rejected", "unreadable") for e in entries) else 0
         if args.command == "reprocess":
             entries = silverizer.reprocess(args.source, args.key).entries
@@ -138,6 +206,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for info in silverizer.pending(source):
                     print(f"{source}\t{info.key}\t{info.size}")
             return 0
+        if args.command == "reconcile":
+            reports = [
+                reconcile(silverizer, source, clean=args.clean)
+                for source in ([args.source] if args.source else silverizer.sources())
+            ]
+            for report in reports:
+                print(json.dumps(report.to_dict(), ensure_ascii=False) if args.json else _reconciliation(report))
+            return 1 if args.strict and not all(r.ok for r in reports) else 0
         if args.command == "sources":
             for source in silverizer.sources():
                 kind = "declared" if source in silverizer.registry else "inferred"
@@ -146,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "contract":
             print(silverizer.contract(args.source).to_yaml(), end="")
             return 0
-    except ObjectNotPendingError as exc:
+    except (ObjectNotPendingError, ObjectClaimedError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
     except LakehouseError as exc:

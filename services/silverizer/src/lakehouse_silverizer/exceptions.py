@@ -44,3 +44,7 @@ class NewColumnsError(FileUnreadableError):
 
 class ObjectNotPendingError(SilverizerError):
     """``run --key`` named an object that the ledger already holds."""
+
+
+class ObjectClaimedError(SilverizerError):
+    """``run --key`` named an object that another run is processing (it holds the object's claim)."""

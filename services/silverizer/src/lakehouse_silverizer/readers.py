@@ -129,12 +129,23 @@ class RangeSource:
     offsets and adds up line counts. Works on local files and on S3 (ranged GETs).
     """
 
-    def __init__(self, file: Any, size: int, begin: int, block_size: int, first_line: int) -> None:
+    def __init__(
+        self,
+        file: Any,
+        size: int,
+        begin: int,
+        block_size: int,
+        first_line: int,
+        key: str = "",
+        max_line: int | None = None,
+    ) -> None:
         self.file = file
         self.size = size
         self.begin = begin
         self.block_size = block_size
         self.first_line = first_line
+        self.key = key
+        self.max_line = max_line
 
     def ranges(self) -> Iterator[tuple[int, int]]:
         start = self.begin
@@ -149,6 +160,14 @@ class RangeSource:
         end = self.size if stop >= self.size else self.line_start(stop)
         if end <= first:
             return b"", 0
+        # Lines that start in the range are at most one block long, except the one crossing its
+        # end: a line longer than max_line is never read into memory.
+        if self.max_line is not None and end - max(stop, first) > self.max_line:
+            raise FileUnreadableError(
+                self.key,
+                f"a line starting in bytes {first}-{stop} is {end - max(stop, first) >> 20}+ MiB long, longer "
+                f"than the maximum of {self.max_line >> 20} MiB (LAKEHOUSE_SILVERIZER_MAX_LINE_MB)",
+            )
         data = bytes(self.file.read_at(end - first, first))
         return data, count_lines(data)
 
@@ -376,15 +395,17 @@ class CsvReader:
         self._header(first, more=bool(rest))
         return iter_chunks(stream, self.block_size, first_line=2, head=rest)
 
-    def open_ranges(self, file: Any, size: int) -> RangeSource:
+    def open_ranges(self, file: Any, size: int, max_line: int | None = None) -> RangeSource:
         """Ranges for the workers (not for ``multiline`` CSV, whose values may hold line breaks)."""
         first, begin = read_header(file, size)
         self._header(first, more=begin < size)
-        return RangeSource(file, size, begin=begin, block_size=self.block_size, first_line=2)
+        return RangeSource(file, size, begin, self.block_size, 2, self.key, max_line)
 
     def _header(self, first: bytes, *, more: bool) -> None:
         if not first.strip() and not more:
             raise FileUnreadableError(self.key, "the file is empty (no header line)")
+        if first.startswith(codecs.BOM_UTF8):  # Excel and many exporters write one, whatever the encoding
+            first = first[len(codecs.BOM_UTF8) :]
         header = Chunk(first, 1)
         try:
             header_text = to_utf8(header, self.fmt.encoding, self.key).decode("utf-8").lstrip("\ufeff")
@@ -403,6 +424,19 @@ class CsvReader:
                 f"header lacks contract columns {', '.join(missing)}; the header has: {', '.join(self.header)}",
             )
         self.extra_columns = [h for h in self.header if h not in wanted]
+
+    def _blank_unbalanced(self, data: bytes, first_line: int) -> tuple[bytes, list[RowError]]:
+        """Blank the lines with an odd number of quote characters (keeping the line numbering)."""
+        quote = self.fmt.quote_char.encode()
+        lines = data.split(b"\n")
+        errors = []
+        for index, line in enumerate(lines):
+            if line.count(quote) % 2:
+                text = line.rstrip(b"\r").decode("utf-8", "replace")
+                reason = f"malformed CSV row: unterminated quote ({self.fmt.quote_char}) on the line"
+                errors.append(RowError(first_line + index, None, reason, text[:RAW_PREVIEW]))
+                lines[index] = b""
+        return b"\n".join(lines), errors
 
     def parse(self, chunk: Chunk) -> RawBatch:
         data = to_utf8(chunk, self.fmt.encoding, self.key)
@@ -426,6 +460,13 @@ class CsvReader:
                 if "UTF8" in str(exc):
                     raise utf8_error(Chunk(data, chunk.first_line), self.key) from exc
                 raise FileUnreadableError(self.key, f"cannot parse CSV near line {chunk.first_line}: {exc}") from exc
+        unterminated: list[RowError] = []
+        if not self.fmt.multiline and any("\n" in text for _, text, _ in invalid):
+            # A quote left open swallowed the lines after it: values cannot span lines here, so
+            # quarantine the lines whose quotes do not balance and parse the others again.
+            data, unterminated = self._blank_unbalanced(data, chunk.first_line)
+            invalid.clear()
+            table = self._read(data, include, dict.fromkeys(include, pa.string()), invalid)
         # The parser numbers rows counting non-blank lines only; map them back to physical lines.
         n_lines = count_lines(data)
         if table.num_rows + len(invalid) == n_lines:
@@ -450,6 +491,7 @@ class CsvReader:
             )
             for number, text, why in invalid
         ]
+        errors = sorted([*errors, *unterminated], key=lambda e: e.row or 0)
         rows_np = rows.to_numpy()
         first = chunk.first_line
         lines = Lines(data)
@@ -579,10 +621,10 @@ class NdjsonReader:
             raise FileUnreadableError(self.key, "the file is empty")
         return iter_chunks(stream, self.block_size, head=bytes(first))
 
-    def open_ranges(self, file: Any, size: int) -> RangeSource:
+    def open_ranges(self, file: Any, size: int, max_line: int | None = None) -> RangeSource:
         if size == 0:
             raise FileUnreadableError(self.key, "the file is empty")
-        return RangeSource(file, size, begin=0, block_size=self.block_size, first_line=1)
+        return RangeSource(file, size, 0, self.block_size, 1, self.key, max_line)
 
     def parse(self, chunk: Chunk) -> RawBatch:
         data = to_utf8(chunk, self.contract.format.encoding, self.key)

@@ -5,6 +5,9 @@ pool, in order), de-duplicate on the primary key, write partitioned Parquet and 
 through atomic writers, then record the ledger entry. The entry comes last, so a crash at any
 point leaves the object pending, and the rerun rewrites the same deterministically named
 outputs: the result is that of one clean run.
+
+Runs may overlap (a schedule and a manual run, two workers): each object version is claimed
+first (:mod:`lakehouse_silverizer.claims`), and a run skips the objects another run holds.
 """
 
 from __future__ import annotations
@@ -22,15 +25,17 @@ import numpy as np
 import pyarrow as pa
 
 from lakehouse_common.contracts import Contract, ContractRegistry
-from lakehouse_common.exceptions import ObjectNotFoundError, UnknownSourceError
+from lakehouse_common.exceptions import LakehouseError, ObjectNotFoundError, StorageError, UnknownSourceError
 from lakehouse_common.ledger import Ledger, LedgerEntry, is_data_object, key_id
 from lakehouse_common.settings import Settings
 from lakehouse_common.storage import Lake, ObjectInfo
 from lakehouse_silverizer import infer
+from lakehouse_silverizer.claims import Claims, new_owner
 from lakehouse_silverizer.exceptions import (
     ExpectationFailedError,
     FileUnreadableError,
     NewColumnsError,
+    ObjectClaimedError,
     ObjectNotPendingError,
 )
 from lakehouse_silverizer.readers import Chunk, CsvReader, JsonDocumentReader, NdjsonReader, RangeSource, RawBatch
@@ -45,6 +50,7 @@ log = logging.getLogger(__name__)
 class RunSummary:
     source: str
     entries: list[LedgerEntry] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # keys another run held (or just finished)
 
 
 def _ordered(pool: ThreadPoolExecutor, fn: Any, items: Iterator[Any], depth: int) -> Iterator[Any]:
@@ -67,6 +73,7 @@ class Silverizer:
         self.options = options or SilverizerSettings()
         self.lake = Lake(settings)
         self.ledger = Ledger(self.lake.silver)
+        self.claims = Claims(self.lake.silver, new_owner(), self.options.claim_lease_s)
 
     # -- sources and contracts ---------------------------------------------------------------
     def sources(self) -> list[str]:
@@ -97,8 +104,28 @@ class Silverizer:
     def run_source(self, source: str) -> RunSummary:
         summary = RunSummary(source)
         for info in self.pending(source):
-            summary.entries.append(self.process(source, info))
+            entry = self._claimed(source, info, redo=False)
+            if entry is None:
+                summary.skipped.append(info.key)
+            else:
+                summary.entries.append(entry)
         return summary
+
+    def _claimed(self, source: str, info: ObjectInfo, *, redo: bool) -> LedgerEntry | None:
+        """Process the object under a claim; None when another run holds it or has just recorded it."""
+        held = self.claims.acquire(source, info.key, info.etag)
+        if held is None:
+            log.info("skipped %s: another run holds its claim", info.key)
+            return None
+        try:
+            if not redo and self.ledger.get(source, info.key, info.etag) is not None:
+                return None  # recorded by another run between our listing and our claim
+            return self.process(source, info)
+        finally:
+            try:
+                self.claims.release(held)  # after the ledger entry; a failed run frees the object too
+            except LakehouseError as exc:  # never hide the run's own error; the claim expires anyway
+                log.warning("could not release the claim on %s (it expires by itself): %s", info.key, exc)
 
     def run_key(self, source: str, key: str) -> LedgerEntry:
         """Process one pending object (``reprocess`` is the way to redo a processed one)."""
@@ -111,7 +138,19 @@ class Silverizer:
                 f"{key} was processed at {existing.finished_at} (status {existing.status}); "
                 "use 'reprocess' to process it again"
             )
-        return self.process(source, info)
+        entry = self._claimed(source, info, redo=False)
+        if entry is None:
+            raise self._claimed_error(source, info)
+        return entry
+
+    def _claimed_error(self, source: str, info: ObjectInfo) -> ObjectClaimedError:
+        holder = self.claims.holder(source, info.key, info.etag)
+        if holder is None:
+            return ObjectClaimedError(f"{info.key} was just processed by another run; see 'ledger'")
+        return ObjectClaimedError(
+            f"{info.key} is being processed by {holder.owner} since {holder.started_at} "
+            f"(its claim expires at {holder.expires_at().isoformat()}); try again later"
+        )
 
     def reprocess(self, source: str, key: str | None = None) -> RunSummary:
         """Process objects again (one key, or the whole source), processed or not: each one's
@@ -121,7 +160,11 @@ class Silverizer:
             raise ObjectNotFoundError("bronze", key)
         summary = RunSummary(source)
         for info in targets:
-            summary.entries.append(self.process(source, info))
+            entry = self._claimed(source, info, redo=True)
+            if entry is None:
+                summary.skipped.append(info.key)
+            else:
+                summary.entries.append(entry)
         return summary
 
     # -- one object --------------------------------------------------------------------------
@@ -131,8 +174,25 @@ class Silverizer:
         previous = self.ledger.history_of(source, info.key)
         file_id = key_id(info.key)
         quarantine = QuarantineWriter(self.lake.silver, source, info.key, file_id)
-        contract: Contract | None = None
         original = self.ledger.loaded_with_same_content(source, info.key, info.etag, info.size)
+        try:
+            return self._process(source, info, started, started_at, previous, file_id, quarantine, original)
+        except BaseException:
+            quarantine.abort()  # the run fails: the object stays pending, no temporary file is left
+            raise
+
+    def _process(
+        self,
+        source: str,
+        info: ObjectInfo,
+        started: float,
+        started_at: str,
+        previous: list[LedgerEntry],
+        file_id: str,
+        quarantine: QuarantineWriter,
+        original: LedgerEntry | None,
+    ) -> LedgerEntry:
+        contract: Contract | None = None
         try:
             if original is not None:
                 entry = self._duplicate(source, info, original)
@@ -140,8 +200,7 @@ class Silverizer:
                 contract = self.contract(source, sample=info)
                 entry = self._convert(source, contract, info, quarantine, file_id)
         except (FileUnreadableError, ExpectationFailedError) as exc:
-            quarantine.abort()
-            quarantine = QuarantineWriter(self.lake.silver, source, info.key, file_id)
+            quarantine.abort()  # the rows quarantined so far: the whole file is, instead
             reason = exc.reason
             quarantine.write_file_reason(reason)
             status = "unreadable" if isinstance(exc, FileUnreadableError) else "rejected"
@@ -155,16 +214,23 @@ class Silverizer:
                 contract_version=contract.fingerprint if contract else "none",
                 reason=reason,
             )
-        entry.quarantine = quarantine.close()
-        stale = {key for old in previous for key in old.outputs} - set(entry.outputs)
-        if entry.quarantine is None:
-            stale |= {old.quarantine for old in previous if old.quarantine}
-        if stale:
-            self.lake.silver.delete(sorted(stale))
-        entry.started_at = started_at
-        entry.finished_at = utc_now()
-        entry.seconds = round(time.perf_counter() - started, 3)
-        self.ledger.record(entry)
+        try:
+            entry.quarantine = quarantine.close()
+            stale = {key for old in previous for key in old.outputs} - set(entry.outputs)
+            if entry.quarantine is None:
+                stale |= {old.quarantine for old in previous if old.quarantine}
+            if stale:
+                self.lake.silver.delete(sorted(stale))
+            entry.started_at = started_at
+            entry.finished_at = utc_now()
+            entry.seconds = round(time.perf_counter() - started, 3)
+            self.ledger.record(entry)
+        except Exception:
+            # No ledger entry: take back what this attempt published (best effort; the object
+            # stays pending and a rerun writes the same names again).
+            with contextlib.suppress(Exception):
+                self.lake.silver.delete([*entry.outputs, *([entry.quarantine] if entry.quarantine else [])])
+            raise
         log.info(
             "%s %s: %d in, %d out, %d quarantined, %d duplicates (%.2fs)",
             entry.status,
@@ -213,7 +279,7 @@ class Silverizer:
             nd_reader = NdjsonReader(contract, info.key, opts.block_size)
             nd_chunks: Iterator[Chunk] | RangeSource
             if ranged:
-                nd_chunks = nd_reader.open_ranges(stream, info.size)
+                nd_chunks = nd_reader.open_ranges(stream, info.size, opts.max_line_mb << 20)
                 sample = bytes(stream.read_at(min(infer.SAMPLE_BYTES, info.size), 0)) if contract.inferred else b""
             else:
                 stream_chunks = nd_reader.open(stream)
@@ -226,7 +292,7 @@ class Silverizer:
             return self._parallel(nd_reader.parse, contract, info, nd_chunks, rescued), extra
         csv_reader = CsvReader(contract, info.key, opts.block_size)
         chunks: Iterator[Chunk] | RangeSource = (
-            csv_reader.open_ranges(stream, info.size) if ranged else csv_reader.open(stream)
+            csv_reader.open_ranges(stream, info.size, opts.max_line_mb << 20) if ranged else csv_reader.open(stream)
         )
         extra = csv_reader.extra_columns if contract.inferred else []
         csv_reader.rescue = rescue and bool(extra)
@@ -273,9 +339,14 @@ class Silverizer:
                 if not extra or contract.on_new_columns == "rescue":
                     return self._write(source, contract, info, quarantine, file_id, batches, extra)
         except OSError as exc:
-            if not _is_decompression_error(info.key, exc):
-                raise  # storage trouble is transient: fail the run, the object stays pending
-            raise FileUnreadableError(info.key, f"cannot decompress the object (truncated or corrupt): {exc}") from exc
+            if _is_decompression_error(info.key, exc):
+                raise FileUnreadableError(
+                    info.key, f"cannot decompress the object (truncated or corrupt): {exc}"
+                ) from exc
+            # Storage trouble (retries exhausted, disk full): fail the run, the object stays pending.
+            raise StorageError(
+                f"cannot read {store.uri(info.key)} or write its silver outputs ({self.lake.silver.uri()}): {exc}"
+            ) from exc
         if contract.on_new_columns == "fail":
             raise NewColumnsError(info.key, extra)
         evolved = infer.evolve(self.lake.silver, contract, extra)

@@ -17,6 +17,12 @@ class SilverizerSettings(BaseSettings):
     compression: str = "zstd"
     compression_level: int | None = None
     max_document_mb: int = Field(default=512, ge=1, description="Largest single JSON document (format json).")
+    max_line_mb: int = Field(
+        default=256, ge=1, description="Longest CSV/NDJSON line; a longer one is quarantined without being read."
+    )
+    claim_lease_s: float = Field(
+        default=3600, gt=0, description="How long a run's claim on an object holds before another run may take it over."
+    )
 
 
 def get_settings(**overrides: object) -> SilverizerSettings:

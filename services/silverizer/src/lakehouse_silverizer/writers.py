@@ -12,7 +12,7 @@ import contextlib
 import json
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
@@ -182,6 +182,7 @@ class PartitionedParquetWriter:
         self._calls = 0
         self._touched: dict[str, int] = {}
         self.outputs: list[str] = []
+        self.published: list[str] = []
         self.rows = 0
 
     def key_for(self, value: str | None) -> str:
@@ -230,7 +231,7 @@ class PartitionedParquetWriter:
             if self._encoding is None:
                 self._encoding = encoding_options(data)
             dictionary, statistics = self._encoding
-            sink: BinaryIO = self._stack.enter_context(self.store.open_output(key))
+            sink: BinaryIO = self._stack.enter_context(self._publishing(key))
             writer = pq.ParquetWriter(
                 sink,
                 self.schema,
@@ -242,6 +243,12 @@ class PartitionedParquetWriter:
             self._writers[value] = writer
             self.outputs.append(key)
         writer.write_table(data, row_group_size=self.row_group_rows)
+
+    @contextlib.contextmanager
+    def _publishing(self, key: str) -> Iterator[BinaryIO]:
+        with self.store.open_output(key) as sink:
+            yield sink
+        self.published.append(key)  # only once the layer made it visible
 
     def close(self) -> list[str]:
         """Flush, close and publish every partition file; returns their keys."""
@@ -259,6 +266,10 @@ class PartitionedParquetWriter:
                 writer.close()
             writer.is_open = False  # its sink is discarded below; never write a footer later
         self._stack.__exit__(RuntimeError, RuntimeError("aborted"), None)
+        if self.published:  # close() failed part-way: take back the files it published (best effort)
+            with contextlib.suppress(Exception):
+                self.store.delete(self.published)
+            self.published = []
 
 
 class QuarantineWriter:
@@ -303,8 +314,10 @@ class QuarantineWriter:
         return self.key if self._sink is not None else None
 
     def abort(self) -> None:
+        """Drop what was written (nothing is published); the writer can be used again afterwards."""
         self._stack.__exit__(RuntimeError, RuntimeError("aborted"), None)
         self._sink = None
+        self.rows = 0
 
 
 class BackgroundWorker:

@@ -1,0 +1,6 @@
+"""Mini-Lakehouse pipeline exporter: ``lakehouse-metrics serve`` (Prometheus metrics read from the lake)."""
+
+from __future__ import annotations
+
+__all__ = ["__version__"]
+__version__ = "0.1.0"
