@@ -37,9 +37,11 @@ from lakehouse_orchestration.testbed import (
     BridgeProcess,
     BronzeObject,
     S3Lake,
+    landing_parked,
     moto_endpoint,
     sample_objects,
     seed_silver,
+    settled,
 )
 
 REPO_DIR = Path(__file__).resolve().parents[1]
@@ -129,21 +131,6 @@ def print_table(rows: Sequence[LatencyRow]) -> None:
 
 
 # -- the run --------------------------------------------------------------------------------------
-def settled(stack: AirflowStack) -> bool:
-    """No silver, gold or replication run queued or running (landing runs never end)."""
-    dag_ids = [f"silver__{s}" for s in SOURCES] + ["gold", "replicate_gold"]
-    return all(r["state"] in {"success", "failed"} for d in dag_ids for r in stack.dag_runs(d))
-
-
-def landing_parked(stack: AirflowStack) -> bool:
-    """No landing task queued or running in a worker (pausing does not stop a sensor already poking)."""
-    for source in SOURCES:
-        for run in stack.dag_runs(f"landing__{source}"):
-            if run["state"] in {"queued", "running"}:
-                states = {t["state"] for t in stack.task_instances(f"landing__{source}", run["dag_run_id"])}
-                if states & {"queued", "running", "restarting"}:
-                    return False
-    return True
 
 
 def measure(stack: AirflowStack, lake: S3Lake, page: BronzeObject, path: str, announce: Callable[[], None]) -> Drop:
@@ -166,7 +153,7 @@ def measure(stack: AirflowStack, lake: S3Lake, page: BronzeObject, path: str, an
                 f"{page.key} ({path}) did not reach {stage} in {CHAIN_TIMEOUT_S:.0f} s\n{stack.logs_tail()}"
             )
         time.sleep(POLL_S)
-    stack.wait_for(lambda: settled(stack), CHAIN_TIMEOUT_S, "the chain to settle")
+    stack.wait_for(lambda: settled(stack, SOURCES), CHAIN_TIMEOUT_S, "the chain to settle")
     return drop
 
 
@@ -192,11 +179,11 @@ def run(drops: int, poke_interval_s: float, paths: Sequence[str]) -> list[Drop]:
                 for source in SOURCES:
                     stack.set_paused(f"landing__{source}", path == "bridge")
                 if path == "bridge":
-                    stack.wait_for(lambda: landing_parked(stack), 120, "the landing sensors to defer")
+                    stack.wait_for(lambda: landing_parked(stack, SOURCES), 120, "the landing sensors to defer")
                 else:
                     # A landing run paused meanwhile may act on what its trigger saw then: let it settle.
                     time.sleep(3 * poke_interval_s)
-                    stack.wait_for(lambda: settled(stack), CHAIN_TIMEOUT_S, "the chain to settle")
+                    stack.wait_for(lambda: settled(stack, SOURCES), CHAIN_TIMEOUT_S, "the chain to settle")
                 for i in range(drops):
                     page = held.pop(0)
 

@@ -16,14 +16,13 @@ one left).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from lakehouse_orchestration.stack import AirflowStack, project_dag_ids
-from lakehouse_orchestration.testbed import BridgeProcess, BronzeObject, S3Lake, sample_objects, seed_silver
+from lakehouse_orchestration.stack import AirflowStack
+from lakehouse_orchestration.testbed import BridgeProcess, BronzeObject, S3Lake, landing_parked, settled
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(360)]
 
@@ -35,64 +34,13 @@ CHAIN_TIMEOUT_S = 120.0
 
 
 @pytest.fixture(scope="module")
-def sample() -> list[BronzeObject]:
-    return sample_objects(size=240)
-
-
-@pytest.fixture(scope="module")
 def held_back(sample: list[BronzeObject]) -> list[BronzeObject]:
     """Vacancy pages kept out of the seeded history, dropped by the tests."""
     return [o for o in sample if o.source == SOURCE][-2:]
 
 
-@pytest.fixture(scope="module")
-def lake(moto_server: Any, tmp_path_factory: pytest.TempPathFactory) -> S3Lake:
-    return S3Lake(moto_server.endpoint_url, REPO, tmp_path_factory.mktemp("scratch"))
-
-
-@pytest.fixture(scope="module")
-def lake_env(lake: S3Lake) -> dict[str, str]:
-    return lake.env(poke_interval_s="2", retry_delay_s="1", retries="2")
-
-
-@pytest.fixture(scope="module")
-def stack(
-    lake: S3Lake, lake_env: dict[str, str], sample: list[BronzeObject], held_back: list[BronzeObject]
-) -> Iterator[AirflowStack]:
-    seed_silver(lake, [o for o in sample if o not in held_back], lake_env)
-    with AirflowStack(
-        dags_folder=REPO / "dags", env=lake_env, expect_dags=project_dag_ids(REPO / "contracts"), cwd=REPO
-    ) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def bridge(
-    stack: AirflowStack, lake_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[BridgeProcess]:
-    with BridgeProcess(stack, lake_env, tmp_path_factory.mktemp("bridge")) as running:
-        yield running
-
-
 def finished_runs(stack: AirflowStack, dag_id: str) -> list[dict[str, Any]]:
     return [r for r in stack.dag_runs(dag_id) if r["state"] in {"success", "failed"}]
-
-
-def settled(stack: AirflowStack) -> bool:
-    """No silver, gold or replication run queued or running (landing runs never end)."""
-    dag_ids = [f"silver__{s}" for s in SOURCES] + ["gold", "replicate_gold"]
-    return all(r["state"] in {"success", "failed"} for d in dag_ids for r in stack.dag_runs(d))
-
-
-def landing_parked(stack: AirflowStack) -> bool:
-    """No landing task is queued or running in a worker (a paused DAG's deferred sensor stays parked)."""
-    for source in SOURCES:
-        for run in stack.dag_runs(f"landing__{source}"):
-            if run["state"] in {"queued", "running"}:
-                states = {t["state"] for t in stack.task_instances(f"landing__{source}", run["dag_run_id"])}
-                if states & {"queued", "running", "restarting"}:
-                    return False
-    return True
 
 
 def test_file_announced_by_the_bridge_reaches_the_replica(
@@ -102,7 +50,7 @@ def test_file_announced_by_the_bridge_reaches_the_replica(
     # not a sensor already poking in a worker, so wait until every landing sensor is deferred.
     for source in SOURCES:
         stack.set_paused(f"landing__{source}", True)
-    stack.wait_for(lambda: landing_parked(stack), 60, "the landing sensors to defer")
+    stack.wait_for(lambda: landing_parked(stack, SOURCES), 60, "the landing sensors to defer")
     assert lake.replica_run_id() is None
     page = held_back[0]
 
@@ -138,7 +86,7 @@ def test_file_announced_by_the_bridge_reaches_the_replica(
     assert runs[0]["triggered_by"] == "asset"
     gold_events = stack.asset_events("gold/vacancies_by_region_month")
     assert gold_events and gold_events[-1]["extra"]["run_id"] == run_id
-    stack.wait_for(lambda: settled(stack), 60, "the chain to settle")
+    stack.wait_for(lambda: settled(stack, SOURCES), 60, "the chain to settle")
 
 
 def test_the_same_file_dropped_again_adds_no_silver_rows(
@@ -178,7 +126,7 @@ def test_the_same_file_dropped_again_adds_no_silver_rows(
     assert entry.status == "duplicate", entry
     assert entry.rows_out == 0
     assert lake.silver_rows() == rows_before
-    stack.wait_for(lambda: settled(stack), 60, "the chain to settle")
+    stack.wait_for(lambda: settled(stack, SOURCES), 60, "the chain to settle")
 
 
 def test_file_put_without_an_event_is_found_by_the_sensor(

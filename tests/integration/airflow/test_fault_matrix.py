@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from lakehouse_common.ledger import Ledger, is_data_object
-from lakehouse_orchestration.stack import AirflowStack, project_dag_ids
-from lakehouse_orchestration.testbed import BridgeProcess, BronzeObject, S3Lake, sample_objects, seed_silver
+from lakehouse_orchestration.stack import AirflowStack
+from lakehouse_orchestration.testbed import BridgeProcess, BronzeObject, S3Lake, landing_parked, settled
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(420)]
 
@@ -34,21 +33,11 @@ CHAIN_TIMEOUT_S = 120.0
 
 
 @pytest.fixture(scope="module")
-def sample() -> list[BronzeObject]:
-    return sample_objects(size=240)
-
-
-@pytest.fixture(scope="module")
 def held_back(sample: list[BronzeObject]) -> list[BronzeObject]:
     """Vacancy pages kept out of the seeded history: one for the sensor, N for the burst of events."""
     pages = [o for o in sample if o.source == SOURCE][-(N_EVENTS + 1) :]
     assert len(pages) == N_EVENTS + 1
     return pages
-
-
-@pytest.fixture(scope="module")
-def lake(moto_server: Any, tmp_path_factory: pytest.TempPathFactory) -> S3Lake:
-    return S3Lake(moto_server.endpoint_url, REPO, tmp_path_factory.mktemp("scratch"))
 
 
 @pytest.fixture(scope="module")
@@ -60,41 +49,7 @@ def lake_env(lake: S3Lake) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="module")
-def stack(
-    lake: S3Lake, lake_env: dict[str, str], sample: list[BronzeObject], held_back: list[BronzeObject]
-) -> Iterator[AirflowStack]:
-    seed_silver(lake, [o for o in sample if o not in held_back], lake_env)
-    with AirflowStack(
-        dags_folder=REPO / "dags", env=lake_env, expect_dags=project_dag_ids(REPO / "contracts"), cwd=REPO
-    ) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def bridge(
-    stack: AirflowStack, lake_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[BridgeProcess]:
-    with BridgeProcess(stack, lake_env, tmp_path_factory.mktemp("bridge")) as running:
-        yield running
-
-
 # -- helpers -----------------------------------------------------------------------------------
-def settled(stack: AirflowStack) -> bool:
-    """No silver, gold or replication run queued or running (landing runs never end)."""
-    dag_ids = [f"silver__{s}" for s in SOURCES] + ["gold", "replicate_gold"]
-    return all(r["state"] in {"success", "failed"} for d in dag_ids for r in stack.dag_runs(d))
-
-
-def landing_parked(stack: AirflowStack, sources: tuple[str, ...] = SOURCES) -> bool:
-    """No landing task of ``sources`` is queued or running in a worker."""
-    for source in sources:
-        for run in stack.dag_runs(f"landing__{source}"):
-            if run["state"] in {"queued", "running"}:
-                states = {t["state"] for t in stack.task_instances(f"landing__{source}", run["dag_run_id"])}
-                if states & {"queued", "running", "restarting", "scheduled", "up_for_retry"}:
-                    return False
-    return True
 
 
 def deferred_sensor_run(stack: AirflowStack, source: str) -> str | None:
@@ -151,7 +106,7 @@ def test_triggerer_restart_while_the_sensor_is_deferred(
         60,
         "the landing run to see its object loaded",
     )
-    stack.wait_for(lambda: settled(stack), CHAIN_TIMEOUT_S, "the chain to settle")
+    stack.wait_for(lambda: settled(stack, SOURCES), CHAIN_TIMEOUT_S, "the chain to settle")
 
     # No side effects from the trigger running twice: one announcement, one entry, one silver event.
     sensor_events = [e for e in stack.asset_events(f"bronze/{SOURCE}") if e["extra"].get("via") == "sensor"]
@@ -168,7 +123,7 @@ def test_events_arriving_during_a_silver_run_are_each_processed_once(
     # Only the bridge announces: the landing sensors are paused and parked (deferred or done).
     for source in SOURCES:
         stack.set_paused(f"landing__{source}", True)
-    stack.wait_for(lambda: landing_parked(stack), 60, "the landing sensors to park")
+    stack.wait_for(lambda: landing_parked(stack, SOURCES), 60, "the landing sensors to park")
     burst = held_back[1:]
     runs_before = {r["dag_run_id"] for r in stack.dag_runs(f"silver__{SOURCE}")}
     silver_events_before = len(stack.asset_events(f"silver/{SOURCE}"))
@@ -191,9 +146,9 @@ def test_events_arriving_during_a_silver_run_are_each_processed_once(
         return all(lake.ledger_entry(SOURCE, key, etag) is not None for key, etag in etags.items())
 
     stack.wait_for(all_loaded, CHAIN_TIMEOUT_S, "every object of the burst in the ledger")
-    stack.wait_for(lambda: settled(stack), CHAIN_TIMEOUT_S, "the chain to settle")
+    stack.wait_for(lambda: settled(stack, SOURCES), CHAIN_TIMEOUT_S, "the chain to settle")
     time.sleep(3)  # a collapsed event queued behind the last run would start now
-    stack.wait_for(lambda: settled(stack), CHAIN_TIMEOUT_S, "the chain to settle")
+    stack.wait_for(lambda: settled(stack, SOURCES), CHAIN_TIMEOUT_S, "the chain to settle")
 
     entries = Counter(e.key for e in lake.ledger_entries(SOURCE))
     assert {key: entries[key] for key in etags} == dict.fromkeys(etags, 1)

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -362,3 +362,21 @@ class BridgeProcess:
     def announce(self, lake: S3Lake, key: str, data: bytes) -> dict[str, Any]:
         """Announce an object already put into bronze, as MinIO's notification of that PUT."""
         return self.post(minio_event(lake.bronze, key, lake.etag(key), len(data)))
+
+
+def settled(stack: AirflowStack, sources: Sequence[str]) -> bool:
+    """No silver, gold or replication run queued or running (landing runs never end)."""
+    dag_ids = [f"silver__{s}" for s in sources] + ["gold", "replicate_gold"]
+    return all(r["state"] in {"success", "failed"} for d in dag_ids for r in stack.dag_runs(d))
+
+
+def landing_parked(stack: AirflowStack, sources: Sequence[str]) -> bool:
+    """No landing task queued or running in a worker (pausing does not stop a sensor already poking;
+    a paused DAG's deferred sensor stays parked)."""
+    for source in sources:
+        for run in stack.dag_runs(f"landing__{source}"):
+            if run["state"] in {"queued", "running"}:
+                states = {t["state"] for t in stack.task_instances(f"landing__{source}", run["dag_run_id"])}
+                if states & {"queued", "running", "restarting"}:
+                    return False
+    return True
