@@ -7,11 +7,7 @@ same day.
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -22,43 +18,9 @@ from ingest_fakes import DAY0, FakeClock, FakeHh, make_runner, payloads, spread,
 from lakehouse_common.exceptions import LakehouseError, StorageError
 from lakehouse_common.settings import Settings, get_settings
 from lakehouse_common.storage import Lake
+from lakehouse_orchestration.testbed import hanging_endpoint, refused_endpoint
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
-
-
-@contextlib.contextmanager
-def refused_endpoint() -> Iterator[str]:
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-
-
-@contextlib.contextmanager
-def hanging_endpoint() -> Iterator[str]:
-    """Accepts connections and never answers."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    server.settimeout(0.2)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError, OSError):
-                held.append(server.accept()[0])
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}"
-    finally:
-        stop.set()
-        thread.join(5)
-        for conn in held:
-            conn.close()
-        server.close()
 
 
 @pytest.mark.parametrize(

@@ -10,12 +10,8 @@ deferred landing sensor turns a storage error in the triggerer into a task failu
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import socket
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -28,48 +24,13 @@ from lakehouse_common.storage import Lake
 from lakehouse_gold.exceptions import ReplicationError
 from lakehouse_orchestration import tasks
 from lakehouse_orchestration.sensors import BronzeS3KeySensor, PendingS3KeyTrigger
+from lakehouse_orchestration.testbed import hanging_endpoint, refused_endpoint
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 REPO = Path(__file__).resolve().parents[3]
 FAIL_WITHIN_S = 15.0
 """Two attempts with 0.5 s timeouts, plus botocore's backoff: far below a task's execution timeout."""
-
-
-@contextlib.contextmanager
-def refused_endpoint() -> Iterator[str]:
-    """An endpoint where nothing listens (connection refused)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-
-
-@contextlib.contextmanager
-def hanging_endpoint() -> Iterator[str]:
-    """An endpoint that accepts connections and never answers."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError, OSError):
-                held.append(server.accept()[0])
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}"
-    finally:
-        stop.set()
-        thread.join(5)
-        for conn in held:
-            conn.close()
-        server.close()
 
 
 OUTAGES = [pytest.param(refused_endpoint, id="endpoint-down"), pytest.param(hanging_endpoint, id="endpoint-hangs")]
