@@ -3,7 +3,8 @@
 What runs is decided by the ledger, not by the event: a duplicate, late or collapsed Asset event
 finds nothing (or everything) pending and processes each object once. ``commit`` updates the
 source's silver Asset(s) with the objects and rows in its event's extra, and only when
-something was processed.
+something was processed. ``vacuum`` then deletes the silver files readers no longer see, once
+past the retention.
 """
 
 from __future__ import annotations
@@ -49,7 +50,11 @@ def silver_dag(source: registry.SourceSpec) -> DAG:
                 context["outlet_events"][asset].extra = extra
             return extra
 
-        commit(silverize.expand(key=list_pending()))  # type: ignore[arg-type]  # TaskFlow passes XComArgs
+        @task(trigger_rule=TriggerRule.NONE_FAILED, multiple_outputs=False)
+        def vacuum() -> dict[str, Any]:
+            return tasks.vacuum_silver(source.name)
+
+        commit(silverize.expand(key=list_pending())) >> vacuum()  # type: ignore[arg-type]  # TaskFlow passes XComArgs
 
     return silver()
 

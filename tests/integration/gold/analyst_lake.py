@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from gold_silver_factory import Silver
+from gold_silver_factory import Silver, Written
 
 from lakehouse_common.ledger import LedgerEntry
 from lakehouse_common.settings import Settings
@@ -29,9 +29,10 @@ class AnalystLake:
         }
 
 
-def ledger_for(silver: Silver) -> list[LedgerEntry]:
+def ledger_for(silver: Silver, written: Written) -> list[LedgerEntry]:
     """One ledger entry per bronze file of each source table (child tables have no entries of their own),
-    plus a file that could not be read, as the silverizer records them."""
+    naming the files ``write_silver`` wrote, plus a file that could not be read, as the silverizer
+    records them."""
     entries = []
     start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
     for table in ("currency_rates", "vacancies", "vacancy_details"):
@@ -54,7 +55,7 @@ def ledger_for(silver: Silver) -> list[LedgerEntry]:
                     rows_out=rows,
                     rows_quarantined=quarantined,
                     warnings={"salary_range": 1} if quarantined else {},
-                    outputs=[f"{table}/part.parquet"],
+                    outputs=sorted(written[(table, key)]),
                     started_at=started.isoformat(),
                     finished_at=(started + timedelta(seconds=2)).isoformat(),
                     seconds=2.0,

@@ -66,8 +66,7 @@ def analyst_lake(tmp_path_factory: pytest.TempPathFactory) -> AnalystLake:
     lake = Lake(settings)
     lake.ensure()
     silver = make_silver(n_vacancies=60)
-    write_silver(lake.silver, silver)
-    entries = ledger_for(silver)
+    entries = ledger_for(silver, write_silver(lake.silver, silver, commit=False))
     ledger = Ledger(lake.silver)
     for entry in entries:
         ledger.record(entry)

@@ -10,6 +10,7 @@ import hashlib
 import math
 import random
 import statistics
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -19,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from lakehouse_common.ledger import Ledger, LedgerEntry
 from lakehouse_common.storage import LayerStore
 
 Row = dict[str, Any]
@@ -203,9 +205,24 @@ def _has_details(silver: Silver, vacancy_id: str) -> bool:
     return any(d["vacancy_id"] == vacancy_id for d in silver.tables["vacancy_details"])
 
 
-def write_silver(store: LayerStore, silver: Silver, *, only_bronze_keys: set[str] | None = None) -> list[str]:
-    """Write the rows as the silverizer does: one file per (table, bronze file, partition)."""
-    written: list[str] = []
+# The source (ledger) that writes each silver table: skills are a child table of the details.
+SOURCE_OF = {
+    "vacancies": "vacancies",
+    "vacancy_details": "vacancy_details",
+    "vacancy_skills": "vacancy_details",
+    "currency_rates": "currency_rates",
+}
+Written = dict[tuple[str, str], list[str]]
+
+
+def write_silver(
+    store: LayerStore, silver: Silver, *, only_bronze_keys: set[str] | None = None, commit: bool = True
+) -> Written:
+    """Write the rows as the silverizer does: one file per (table, bronze file, partition), each
+    attempt under names of its own, then (``commit``) one ledger entry per bronze file naming them,
+    since dbt reads only committed files. Returns the files per ``(source, bronze key)``."""
+    written: Written = defaultdict(list)
+    attempt = uuid.uuid4().hex[:8]
     for table, rows in silver.tables.items():
         part_dir, part_col = PARTITIONS[table]
         groups: dict[tuple[str, str], list[Row]] = defaultdict(list)
@@ -215,12 +232,37 @@ def write_silver(store: LayerStore, silver: Silver, *, only_bronze_keys: set[str
             groups[(row["_bronze_key"], row[part_col].strftime("%Y-%m"))].append(row)
         for (bronze_key, month), group in sorted(groups.items()):
             digest = hashlib.sha256(bronze_key.encode()).hexdigest()[:12]
-            key = f"{table}/{part_dir}={month}/part-{digest}.parquet"
+            key = f"{table}/{part_dir}={month}/part-{digest}-test-{attempt}.parquet"
             arrow = pa.Table.from_pylist(group, schema=SCHEMAS[table])
             with store.open_output(key) as out:
                 pq.write_table(arrow, out, compression="zstd")
-            written.append(key)
-    return written
+            written[(SOURCE_OF[table], bronze_key)].append(key)
+    if commit:
+        commit_silver(store, written)
+    return dict(written)
+
+
+def commit_silver(store: LayerStore, written: Written) -> list[LedgerEntry]:
+    """One ``loaded`` ledger entry per bronze file, newer than any before it, naming its files."""
+    ledger = Ledger(store)
+    entries = []
+    for (source, bronze_key), outputs in sorted(written.items()):
+        now = datetime.now(UTC).isoformat(timespec="microseconds")
+        entry = LedgerEntry(
+            source=source,
+            key=bronze_key,
+            etag=f"test-{uuid.uuid4().hex[:12]}",
+            size=1,
+            status="loaded",
+            contract_version="test",
+            outputs=sorted(outputs),
+            started_at=now,
+            finished_at=now,
+            bronze_modified=now,
+        )
+        ledger.record(entry)
+        entries.append(entry)
+    return entries
 
 
 # -- expected marts ---------------------------------------------------------------------------

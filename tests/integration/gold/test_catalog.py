@@ -52,7 +52,8 @@ def test_cli_catalog_on_local_lake_queries_marts_silver_and_load_history(
     con = duckdb.connect(str(output), read_only=True)
     try:
         assert _views(con) == {("gold", m) for m in MARTS} | {("silver", t) for t in SILVER} | {
-            ("main", "load_history")
+            ("main", "load_history"),
+            ("main", "silver_files"),
         }
         manifest = read_manifest(lake)
         for entry in manifest.marts:
@@ -142,8 +143,7 @@ def test_catalog_and_report_on_s3(gold_s3_settings: Settings, tmp_path: Path, mo
     settings = gold_s3_settings.model_copy(update={"contracts_dir": Path(__file__).resolve().parents[3] / "contracts"})
     lake = Lake(settings)
     silver = make_silver()
-    write_silver(lake.silver, silver)
-    entries = ledger_for(silver)
+    entries = ledger_for(silver, write_silver(lake.silver, silver, commit=False))
     for entry in entries:
         Ledger(lake.silver).record(entry)
     build_gold(settings, lake=lake)

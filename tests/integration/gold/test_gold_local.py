@@ -5,10 +5,18 @@ from __future__ import annotations
 import logging
 
 import pytest
-from gold_silver_factory import assert_marts_match, make_silver, write_silver
+from gold_silver_factory import (
+    assert_marts_match,
+    commit_silver,
+    make_silver,
+    refetched_details,
+    vacancy_without_area,
+    write_silver,
+)
 
 from lakehouse_common.settings import Settings
 from lakehouse_common.storage import Lake
+from lakehouse_gold.build import build_gold
 from lakehouse_gold.cli import main
 from lakehouse_gold.manifest import MANIFEST_KEY, read_manifest
 
@@ -52,3 +60,29 @@ def test_cli_build_show_replicate_on_local_lake(
     assert [r.getMessage() for r in caplog.records if r.name == "lakehouse_gold.replicate"] == [
         "replication skipped: LAKEHOUSE_REPLICA_URI is not set"
     ]
+
+
+def test_gold_reads_only_the_silver_files_the_ledger_commits(gold_local_settings: Settings) -> None:
+    """dbt's silver sources read the files each bronze key's newest ledger entry names: not a killed
+    attempt's files (no entry), not a superseded version's (an older entry), whatever lies in silver."""
+    lake = Lake(gold_local_settings)
+    lake.ensure()
+    silver = make_silver()
+    write_silver(lake.silver, silver)
+    # A version of one bronze file with a vacancy without an area (which fails a not_null test),
+    # then a newer version of that file with no rows: the bad file is superseded, not deleted.
+    bad_key = "vacancies/2024-03-09/bad.json"
+    write_silver(lake.silver, vacancy_without_area(silver, bad_key), only_bronze_keys={bad_key})
+    commit_silver(lake.silver, {("vacancies", bad_key): []})
+    # A newer detail document written but never committed (its run was killed before the ledger).
+    details_key = "vacancy_details/2024-03-10/again.ndjson"
+    changed = refetched_details(silver, details_key)
+    pending = write_silver(lake.silver, changed, only_bronze_keys={details_key}, commit=False)
+    assert pending and all(lake.silver.exists(k) for keys in pending.values() for k in keys)
+
+    build_gold(gold_local_settings)
+    assert_marts_match(lake.gold, silver)  # as if neither file were there
+
+    commit_silver(lake.silver, pending)  # the rerun's commit: now gold follows the new document
+    build_gold(gold_local_settings)
+    assert_marts_match(lake.gold, changed)

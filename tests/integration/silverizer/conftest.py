@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import os
 import re
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,7 +18,9 @@ from urllib.parse import urlparse
 import pytest
 
 from lakehouse_common.contracts import ContractRegistry
+from lakehouse_common.ledger import logical_key
 from lakehouse_common.settings import Settings, get_settings
+from lakehouse_gold.catalog import build_catalog, connect_lake
 from lakehouse_silverizer.runner import Silverizer
 from lakehouse_silverizer.settings import SilverizerSettings
 
@@ -53,6 +57,42 @@ def make_silverizer(lake_env: Settings) -> SilverizerFactory:
         )
 
     return make
+
+
+def committed_state(silverizer: Silverizer) -> dict[str, str]:
+    """Silver as readers see it: each committed file (by name without the attempt) and its sha256."""
+    store = silverizer.lake.silver
+    return {
+        logical_key(key): hashlib.sha256(store.read_bytes(key)).hexdigest() for key in silverizer.ledger.committed()
+    }
+
+
+@pytest.fixture
+def silver_state() -> Callable[[Silverizer], dict[str, str]]:
+    """:func:`committed_state`: what readers see, equal for two runs that loaded the same objects."""
+    return committed_state
+
+
+@pytest.fixture
+def reader_rows(lake_env: Settings, tmp_path: Path) -> Callable[[str], list[dict[str, Any]]]:
+    """A silver table's rows as a real reader gets them: a DuckDB query of the catalog's view
+    (committed files only, through httpfs on S3), as dicts in a stable order."""
+
+    def rows(table: str) -> list[dict[str, Any]]:
+        path = tmp_path / f"reader-{uuid.uuid4().hex[:8]}.duckdb"
+        result = build_catalog(lake_env, path)
+        if f"silver.{table}" not in {o.qualified for o in result.objects}:
+            return []
+        con = connect_lake(lake_env, path)
+        try:
+            cursor = con.execute(f"SELECT * FROM silver.{table}")
+            names = [d[0] for d in cursor.description]
+            return sorted((dict(zip(names, r, strict=True)) for r in cursor.fetchall()), key=repr)
+        finally:
+            con.close()
+            path.unlink(missing_ok=True)
+
+    return rows
 
 
 # -- a fault-injecting proxy in front of the moto server ----------------------------------------

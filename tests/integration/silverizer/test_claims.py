@@ -1,20 +1,25 @@
 """Two runs race on one source (threads, both backends incl. the moto server): each object is
-processed exactly once; an expired claim is taken over by exactly one of two takers."""
+processed exactly once; an expired claim is taken over by exactly one of two takers; a long run
+keeps its claim by renewing it; a run whose claim was taken over commits nothing; and even two
+runs that both processed an object (no claims) leave readers exactly one copy of its rows."""
 
 from __future__ import annotations
 
-import hashlib
 import threading
+import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from lakehouse_common.settings import Settings
-from lakehouse_silverizer.claims import Claim, Claims
-from lakehouse_silverizer.exceptions import ObjectClaimedError
+from lakehouse_silverizer import readers
+from lakehouse_silverizer.claims import Claim, Claims, Lease
+from lakehouse_silverizer.exceptions import ClaimLostError, ObjectClaimedError
 from lakehouse_silverizer.runner import RunSummary
+from lakehouse_silverizer.vacuum import vacuum
 
 pytestmark = pytest.mark.slow
 
@@ -23,16 +28,9 @@ def rates(n: int) -> bytes:
     return ("date,currency,rate\n" + "".join(f"2025-01-{1 + i % 28:02d},USD,{n + i}.5\n" for i in range(50))).encode()
 
 
-def state(silverizer: Any) -> dict[str, str]:
-    store = silverizer.lake.silver
-    return {
-        i.key: hashlib.sha256(store.read_bytes(i.key)).hexdigest()
-        for i in store.list()
-        if not i.key.startswith(("_ledger/", "_content/", "_claims/"))
-    }
-
-
-def test_two_racing_runs_process_each_object_once(lake_env: Settings, make_silverizer: Any) -> None:
+def test_two_racing_runs_process_each_object_once(
+    lake_env: Settings, make_silverizer: Any, silver_state: Callable[[Any], dict[str, str]]
+) -> None:
     first, second = make_silverizer(threads=1), make_silverizer(threads=1)
     keys = [f"currency_rates/{i:03d}.csv" for i in range(24)]
     for i, key in enumerate(keys):
@@ -57,9 +55,10 @@ def test_two_racing_runs_process_each_object_once(lake_env: Settings, make_silve
     assert len(list(first.ledger.entries("currency_rates"))) == len(keys)
     assert first.pending("currency_rates") == []
     assert not list(first.lake.silver.list("_claims/"))
-    raced = state(first)
+    raced = silver_state(first)
+    assert len(raced) == len(keys)  # one committed file per object (one month each)
     make_silverizer().reprocess("currency_rates")  # one clean, single run over the same objects
-    assert state(first) == raced
+    assert silver_state(first) == raced
 
 
 def test_an_expired_claim_is_taken_over_by_exactly_one_of_two_takers(lake_env: Settings, make_silverizer: Any) -> None:
@@ -109,3 +108,133 @@ def test_run_key_names_the_run_that_holds_the_claim(lake_env: Settings, make_sil
         other.run_key("currency_rates", info.key)
     owner.claims.release(held)
     assert other.run_key("currency_rates", info.key).status == "loaded"
+
+
+def many_chunks(n: int = 6000) -> bytes:
+    """Several 64 KiB chunks of distinct (date, currency) rows."""
+    lines = (f"2025-01-{1 + i % 28:02d},{_currency(i)},{90 + i % 7}.5\n" for i in range(n))
+    return ("date,currency,rate\n" + "".join(lines)).encode()
+
+
+def _currency(i: int) -> str:
+    return "".join(chr(65 + i // 26**p % 26) for p in range(3))
+
+
+def slow_parsing(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    parse = readers.CsvReader.parse
+
+    def slow(self: readers.CsvReader, chunk: readers.Chunk) -> readers.RawBatch:
+        time.sleep(seconds)
+        return parse(self, chunk)
+
+    monkeypatch.setattr(readers.CsvReader, "parse", slow)
+
+
+def test_a_long_run_renews_its_claim_and_is_never_taken_over(
+    lake_env: Settings, make_silverizer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The object takes several leases to process: the renewals keep the other run out."""
+    owner, other = make_silverizer(threads=1, claim_lease_s=0.6), make_silverizer(threads=1)
+    owner.lake.bronze.put_bytes("currency_rates/a.csv", many_chunks(12000))
+    slow_parsing(monkeypatch, 0.3)  # 5 chunks or more: at least 1.5 s, 2.5 leases
+    renewals: list[int] = []
+    enter = Lease.__enter__
+
+    def watched(self: Lease) -> Lease:
+        renewals.append(0)
+        lease = enter(self)
+        monkeypatch.setattr(self, "confirm", _counting(self, renewals))
+        return lease
+
+    monkeypatch.setattr(Lease, "__enter__", watched)
+    done: list[Any] = []
+    worker = threading.Thread(target=lambda: done.append(owner.run_key("currency_rates", "currency_rates/a.csv")))
+    started = time.monotonic()
+    worker.start()
+    attempts = 0
+    while worker.is_alive():
+        time.sleep(0.2)
+        if worker.is_alive():
+            attempts += 1
+            with pytest.raises(ObjectClaimedError, match="being processed by"):
+                other.run_key("currency_rates", "currency_rates/a.csv")
+    worker.join()
+    elapsed = time.monotonic() - started
+    (entry,) = done
+    assert entry.status == "loaded" and entry.rows_in == 12000
+    assert elapsed > 2 * 0.6 and attempts >= 3  # the other run was refused all along, over several leases
+    assert renewals[0] >= 2  # the background thread renewed before the commit
+    assert len(list(owner.ledger.entries("currency_rates"))) == 1
+
+
+def _counting(lease: Lease, renewals: list[int]) -> Callable[[], bool]:
+    confirm = Lease.confirm
+
+    def counted() -> bool:
+        renewals[0] = lease.renewals  # renewals by the thread, before the commit's own
+        return confirm(lease)
+
+    return counted
+
+
+def test_a_run_whose_claim_was_taken_over_commits_nothing(
+    lake_env: Settings,
+    make_silverizer: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    reader_rows: Callable[[str], list[dict[str, Any]]],
+) -> None:
+    """A run that cannot renew (suspended, cut off) loses its claim to another run once the lease
+    runs out; when it resumes it finds out at commit time and commits nothing."""
+    stalled, taker = make_silverizer(threads=1, claim_lease_s=0.5), make_silverizer(threads=1)
+    stalled.lake.bronze.put_bytes("currency_rates/a.csv", many_chunks())
+    monkeypatch.setattr(Lease, "_loop", lambda self: None)  # no renewals: as if the process were frozen
+    slow_parsing(monkeypatch, 0.4)
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            stalled.run_key("currency_rates", "currency_rates/a.csv")
+        except BaseException as exc:
+            failures.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    time.sleep(0.8)  # past the stalled run's lease
+    entry = taker.run_key("currency_rates", "currency_rates/a.csv")
+    worker.join()
+    assert entry.status == "loaded"
+    assert len(failures) == 1 and isinstance(failures[0], ClaimLostError), failures
+    (recorded,) = list(taker.ledger.entries("currency_rates"))
+    assert recorded.outputs == entry.outputs  # the taker's attempt is the committed one
+    rows = reader_rows("currency_rates")
+    assert len(rows) == 6000 == entry.rows_out  # once, not twice
+    assert vacuum(taker, "currency_rates", timedelta(0)).deleted == []  # the loser took its files back
+
+
+def test_two_runs_that_both_process_an_object_leave_readers_one_copy(
+    lake_env: Settings, make_silverizer: Any, reader_rows: Callable[[str], list[dict[str, Any]]]
+) -> None:
+    """No claims at all (``process`` directly, at the same time): each attempt writes its own files
+    and one ledger entry commits one attempt, so readers see the rows exactly once."""
+    runs = [make_silverizer(threads=1) for _ in range(2)]
+    runs[0].lake.bronze.put_bytes("currency_rates/a.csv", many_chunks())
+    info = runs[0].lake.bronze.stat("currency_rates/a.csv")
+    start = threading.Barrier(2)
+    entries: list[Any] = []
+
+    def run(silverizer: Any) -> None:
+        start.wait()
+        entries.append(silverizer.process("currency_rates", info))
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(entries) == 2 and entries[0].outputs != entries[1].outputs  # two attempts, both "committed"
+    raced = reader_rows("currency_rates")
+    assert len(raced) == 6000
+    swept = vacuum(runs[0], "currency_rates", timedelta(0))
+    assert len(swept.deleted) == 1  # the losing attempt's one file
+    make_silverizer().reprocess("currency_rates")
+    assert reader_rows("currency_rates") == raced

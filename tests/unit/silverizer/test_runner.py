@@ -4,17 +4,20 @@ import gzip
 import hashlib
 import json
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 from lakehouse_common.exceptions import StorageError
-from lakehouse_common.ledger import Ledger
+from lakehouse_common.ledger import Ledger, logical_key
 from lakehouse_common.settings import Settings
+from lakehouse_common.storage import Lake
 from lakehouse_silverizer import writers
 from lakehouse_silverizer.exceptions import ObjectNotPendingError
 from lakehouse_silverizer.runner import Silverizer
+from lakehouse_silverizer.vacuum import vacuum
 
 
 def put(silverizer: Silverizer, key: str, data: bytes | str) -> str:
@@ -53,16 +56,18 @@ PAGE = {
 
 
 def silver_files(settings: Settings) -> dict[str, str]:
+    """Silver as readers see it: the committed files, by name without the attempt, and their sha256."""
     root = settings.data_dir / "silver"
     return {
-        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and "_ledger" not in p.parts
+        logical_key(key): hashlib.sha256((root / key).read_bytes()).hexdigest()
+        for key in Ledger(Lake(settings).silver).committed()
     }
 
 
 def read_table(settings: Settings, table: str) -> list[dict[str, object]]:
-    files = sorted((settings.data_dir / "silver" / table).rglob("*.parquet"))
+    """A silver table's committed rows (what dbt reads)."""
+    root = settings.data_dir / "silver"
+    files = sorted(root / key for key in Ledger(Lake(settings).silver).committed() if key.startswith(f"{table}/"))
     rows = [row for f in files for row in pq.read_table(f).to_pylist()]
     return sorted(rows, key=lambda r: (str(r["_bronze_key"]), int(r["_bronze_row"])))  # type: ignore[call-overload]
 
@@ -202,7 +207,7 @@ def test_crash_in_the_middle_of_writing_leaves_no_partial_output(
     assert len(silverizer.pending("currency_rates")) == 1
 
 
-def test_reprocess_replaces_outputs_and_removes_stale_ones(silverizer: Silverizer) -> None:
+def test_reprocess_replaces_outputs_and_vacuum_removes_stale_ones(silverizer: Silverizer) -> None:
     put(silverizer, "vacancies/p.json", json.dumps(PAGE))
     silverizer.run_source("vacancies")
     before = silver_files(silverizer.settings)
@@ -214,8 +219,21 @@ def test_reprocess_replaces_outputs_and_removes_stale_ones(silverizer: Silverize
     (entry,) = silverizer.run_source("vacancies").entries
     files = silver_files(silverizer.settings)
     assert not any("published_month=2025-04" in f for f in files)
-    assert entry.outputs == [o for o in files if o.startswith("vacancies/")]
+    assert [logical_key(o) for o in entry.outputs] == [o for o in files if o.startswith("vacancies/")]
     assert len(list(silverizer.ledger.entries("vacancies"))) == 2  # both versions stay in the history
+
+    # Superseded files stay on disk (a reader may be reading them) until vacuum, which keeps the committed.
+    root = silverizer.settings.data_dir / "silver"
+
+    def on_disk() -> list[str]:
+        return sorted(p.relative_to(root).as_posix() for p in (root / "vacancies").rglob("*.parquet"))
+
+    assert any("published_month=2025-04" in k for k in on_disk())
+    assert vacuum(silverizer, "vacancies").deleted == []  # younger than the retention
+    swept = vacuum(silverizer, "vacancies", timedelta(0))
+    # Two attempts at version 1, each with two partition files and a quarantine file.
+    assert len(swept.deleted) == 6 and on_disk() == sorted(entry.outputs)
+    assert silver_files(silverizer.settings) == files
 
 
 def test_children_are_exploded_and_deduplicated(silverizer: Silverizer) -> None:

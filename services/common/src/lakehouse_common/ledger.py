@@ -3,8 +3,16 @@
 Entries live in the silver layer under ``_ledger/<source>/<key id>-<etag id>.json``. The name
 encodes the bronze key and its ETag, so the set of pending objects is one listing away, a
 changed object (new ETag) is pending again, and older entries stay as load history.
-An entry is written last, after the object's outputs are visible: a crash before it means
-the object is still pending, and a rerun rewrites the same deterministically named outputs.
+The ledger is silver's commit log. An object's outputs are written under names of their own
+(``part-<key id>-<etag id>-<attempt>.parquet``), never over another attempt's files, and its
+entry, written last, commits them: readers (dbt's sources, the catalog) read only the files that
+each bronze key's newest entry names (:meth:`Ledger.committed`), so they see an object's old
+outputs or all of its new ones, never a mixture. A crash before the entry leaves the object
+pending and its files unreferenced; superseded and unreferenced files are removed by the
+silverizer's vacuum once no reader can still be using them.
+
+"Newest" is one rule everywhere (:func:`version_rank`, and the dbt macro ``silver_ledger``): the
+entry of the latest bronze version (its modification time), then the latest finished.
 
 On S3, a single-part upload's ETag is the MD5 of its bytes: ``_content/<source>/<etag>.json``
 remembers which key loaded them, so a copy of a loaded object under another key is recorded as
@@ -16,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -53,6 +61,32 @@ def etag_id(etag: str) -> str:
     return hashlib.sha256(etag.encode()).hexdigest()[:8]
 
 
+def _attempt_parts(key: str) -> tuple[str, str, list[str]] | None:
+    folder, _, name = key.rpartition("/")
+    prefix = "part-" if name.startswith("part-") else ""
+    stem, dot, ext = name.removeprefix(prefix).partition(".")
+    parts = stem.split("-")
+    if len(parts) != 3 or not dot:
+        return None
+    return f"{folder}/{prefix}" if folder else prefix, ext, parts
+
+
+def version_of(key: str) -> str | None:
+    """``<key id>-<etag id>`` of an attempt's file (``part-<key id>-<etag id>-<attempt>.parquet``,
+    ``<key id>-<etag id>-<attempt>.jsonl``); None for other names."""
+    found = _attempt_parts(key)
+    return f"{found[2][0]}-{found[2][1]}" if found else None
+
+
+def logical_key(key: str) -> str:
+    """An attempt's file name without the attempt: the same for every attempt at one object version."""
+    found = _attempt_parts(key)
+    if found is None:
+        return key
+    head, ext, parts = found
+    return f"{head}{parts[0]}-{parts[1]}.{ext}"
+
+
 @dataclass
 class LedgerEntry:
     source: str
@@ -72,6 +106,12 @@ class LedgerEntry:
     started_at: str = ""
     finished_at: str = ""
     seconds: float = 0.0
+    # The bronze object version's modification time (ISO, UTC): orders versions of one key.
+    bronze_modified: str = ""
+
+    def files(self) -> list[str]:
+        """The silver keys this entry commits: its outputs and its quarantine file."""
+        return [*self.outputs, *([self.quarantine] if self.quarantine else [])]
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), ensure_ascii=False, sort_keys=True, indent=1).encode()
@@ -79,6 +119,25 @@ class LedgerEntry:
     @classmethod
     def from_json(cls, data: bytes) -> LedgerEntry:
         return cls(**json.loads(data))
+
+
+def version_rank(entry: LedgerEntry) -> tuple[str, str]:
+    """Sort key of one bronze key's entries: the newest bronze version, then the latest finished.
+
+    Entries written before ``bronze_modified`` existed rank below every entry that has it, and
+    among themselves by finish time. Keep in step with ``dbt/macros/silver_ledger.sql``.
+    """
+    return (entry.bronze_modified, entry.finished_at)
+
+
+def newest_per_key(entries: Iterable[LedgerEntry]) -> dict[tuple[str, str], LedgerEntry]:
+    """The newest entry (:func:`version_rank`) of each ``(source, bronze key)``."""
+    newest: dict[tuple[str, str], LedgerEntry] = {}
+    for entry in entries:
+        ident = (entry.source, entry.key)
+        if ident not in newest or version_rank(entry) > version_rank(newest[ident]):
+            newest[ident] = entry
+    return newest
 
 
 class Ledger:
@@ -112,7 +171,7 @@ class Ledger:
         """Every recorded version of one bronze key, oldest first."""
         prefix = f"{self._prefix(source)}{key_id(key)}-"
         entries = [LedgerEntry.from_json(self.store.read_bytes(i.key)) for i in self.store.list(prefix)]
-        return sorted(entries, key=lambda e: e.finished_at)
+        return sorted(entries, key=version_rank)
 
     @staticmethod
     def content_key(source: str, etag: str) -> str:
@@ -141,6 +200,14 @@ class Ledger:
             pointer = json.dumps({"key": entry.key, "size": entry.size}).encode()
             self.store.put_bytes(self.content_key(entry.source, entry.etag), pointer)
         self.store.put_bytes(self.entry_key(entry.source, entry.key, entry.etag), entry.to_json())
+
+    def newest(self, source: str | None = None) -> dict[tuple[str, str], LedgerEntry]:
+        """The newest entry of each bronze key of ``source`` (default: every source)."""
+        return newest_per_key(self.entries(source))
+
+    def committed(self, source: str | None = None) -> set[str]:
+        """The silver files readers see: those named by each bronze key's newest entry."""
+        return {key for entry in self.newest(source).values() for key in entry.files()}
 
     def entries(self, source: str | None = None) -> Iterator[LedgerEntry]:
         prefix = self._prefix(source) if source else f"{LEDGER_PREFIX}/"

@@ -8,11 +8,15 @@ on the local lake:
   manifest's run file: a catalog lives long, and old run files are collected;
 - ``silver.<table>``: one view per silver table (every table of every contract, child tables
   included, plus any other top-level silver folder, such as an inferred source), hive-partitioned
-  like dbt's sources; a table with no Parquet file yet is left out and listed in the summary;
+  like dbt's sources, over the committed files only (``main.silver_files``), as dbt reads them;
+  a table with no Parquet file yet is left out and listed in the summary;
 - ``load_history``: a live view over the ledger (``silver/_ledger/<source>/*.json``), one row per
   processed bronze object version: status, rows in, out, quarantined and de-duplicated, start and
-  finish times, seconds, reason, outputs. On an empty ledger it is an empty table instead (a view
-  over no files cannot be created); build the catalog again once something is loaded;
+  finish times, seconds, reason, outputs, and ``is_current`` (the key's newest entry, the one
+  readers see). On an empty ledger it is an empty table instead (a view over no files cannot be
+  created); build the catalog again once something is loaded;
+- ``silver_files``: the silver files that each bronze key's newest entry commits, the same rule
+  as dbt's ``main.silver_files`` (``dbt/macros/silver_ledger.sql``);
 - ``catalog_objects`` and ``catalog_info``: what the file holds and how it was built.
 
 The views read the lake when queried, so the file stays small and current; on the local lake
@@ -73,6 +77,7 @@ LOAD_HISTORY_COLUMNS: dict[str, str] = {
     "started_at": "VARCHAR",
     "finished_at": "VARCHAR",
     "seconds": "DOUBLE",
+    "bronze_modified": "VARCHAR",
 }
 # The columns of load_history, in order, from the ledger entry's fields.
 LOAD_HISTORY_SELECT = """
@@ -92,7 +97,22 @@ LOAD_HISTORY_SELECT = """
     outputs,
     contract_version,
     etag AS bronze_etag,
-    size AS bronze_size
+    size AS bronze_size,
+    CAST(bronze_modified AS TIMESTAMPTZ) AS bronze_modified,
+    row_number() OVER (
+        PARTITION BY source, key ORDER BY coalesce(bronze_modified, '') DESC, finished_at DESC
+    ) = 1 AS is_current
+"""
+# The files readers see: the newest entry's (is_current) outputs and quarantine file, by full address.
+SILVER_FILES_SQL = """
+CREATE VIEW main.silver_files AS
+SELECT source, bronze_key, {root} || '/' || file AS path
+FROM (
+    SELECT source, bronze_key,
+        unnest(list_concat(coalesce(outputs, []), CASE WHEN quarantine IS NULL THEN [] ELSE [quarantine] END)) AS file
+    FROM main.load_history
+    WHERE is_current
+)
 """
 
 
@@ -255,6 +275,9 @@ def build_catalog(
                 con.execute(f"COMMENT ON VIEW {qualified} IS {quote_literal(comment)}")
                 objects.append(CatalogObject("gold", mart.name, "view", uri, _count(con, qualified)))
                 progress.update(len(objects) + len(empty), views=len(objects))
+            objects.append(_load_history(con, lake, ledger_keys, notes))
+            con.execute(SILVER_FILES_SQL.format(root=quote_literal(lake.silver.uri())))
+            progress.update(len(objects) + len(empty), views=len(objects))
             for table in tables:
                 if not _has_parquet(lake, table):
                     empty.append(table)
@@ -263,14 +286,14 @@ def build_catalog(
                 glob = f"{lake.silver.uri(table)}/**/*.parquet"
                 qualified = f"silver.{quote_ident(table)}"
                 con.execute(
-                    f"CREATE VIEW {qualified} AS SELECT * FROM read_parquet({quote_literal(glob)}, "
-                    "hive_partitioning = true, union_by_name = true)"
+                    f"CREATE VIEW {qualified} AS SELECT * EXCLUDE (_silver_file) FROM read_parquet("
+                    f"{quote_literal(glob)}, hive_partitioning = true, union_by_name = true, "
+                    "filename = '_silver_file') WHERE _silver_file IN (SELECT path FROM main.silver_files)"
                 )
-                con.execute(f"COMMENT ON VIEW {qualified} IS {quote_literal(f'silver table {table} ({glob})')}")
+                comment = f"silver table {table} ({glob}), committed files only (main.silver_files)"
+                con.execute(f"COMMENT ON VIEW {qualified} IS {quote_literal(comment)}")
                 objects.append(CatalogObject("silver", table, "view", glob, _count(con, qualified)))
                 progress.update(len(objects) + len(empty), views=len(objects))
-            objects.append(_load_history(con, lake, ledger_keys, notes))
-            progress.update(len(objects) + len(empty), views=len(objects))
             _describe(con, settings, objects, manifest, setup, now or datetime.now(UTC))
             con.execute("CHECKPOINT")
         finally:

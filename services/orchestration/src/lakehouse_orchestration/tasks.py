@@ -78,6 +78,15 @@ def summarize_silver(source: str, results: Iterable[dict[str, Any] | None]) -> d
     }
 
 
+def vacuum_silver(source: str) -> dict[str, Any]:
+    """Delete ``source``'s silver files that readers no longer see (superseded versions, killed
+    attempts), once older than ``LAKEHOUSE_SILVERIZER_VACUUM_RETENTION_S``."""
+    from lakehouse_silverizer.vacuum import vacuum
+
+    report = vacuum(_silverizer(), source)
+    return {"source": source, "deleted": len(report.deleted), "waiting": report.waiting, "claimed": report.claimed}
+
+
 def build_gold() -> dict[str, Any]:
     """``dbt build`` (models and tests), then publish gold; raises (publishing nothing) if any fails."""
     from lakehouse_gold.build import build_gold as build

@@ -1,5 +1,5 @@
 """``lakehouse-silverize``: run pending bronze objects, one key, reprocess, show the load history,
-reconcile bronze with silver."""
+reconcile bronze with silver, vacuum what readers no longer see."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
+from datetime import timedelta
 from typing import TextIO
 
 from lakehouse_common.contracts import ContractRegistry
@@ -21,6 +22,7 @@ from lakehouse_silverizer.exceptions import ObjectClaimedError, ObjectNotPending
 from lakehouse_silverizer.reconcile import Reconciliation, reconcile
 from lakehouse_silverizer.runner import Silverizer
 from lakehouse_silverizer.settings import get_settings as get_silverizer_settings
+from lakehouse_silverizer.vacuum import vacuum
 
 LEDGER_COLUMNS = (
     ("finished_at", 19),
@@ -62,7 +64,18 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="one JSON object per source")
     check.add_argument("--strict", action="store_true", help="exit 1 when anything is pending, orphaned or gone")
     check.add_argument(
-        "--clean", action="store_true", help="delete stale claims and unfinished writes older than the claim lease"
+        "--clean",
+        action="store_true",
+        help="delete stale claims, and vacuum (orphan and superseded files, unfinished writes) past the retention",
+    )
+    sweep = sub.add_parser(
+        "vacuum", help="delete silver files no newest ledger entry names, once older than the retention"
+    )
+    sweep.add_argument("source", nargs="?", help="one source (default: every source)")
+    sweep.add_argument(
+        "--retention-s",
+        type=float,
+        help="keep unreferenced files younger than this (default LAKEHOUSE_SILVERIZER_VACUUM_RETENTION_S)",
     )
     sub.add_parser("sources", help="list sources: declared contracts and bronze prefixes")
     contract = sub.add_parser("contract", help="print a source's contract (declared or inferred)")
@@ -116,13 +129,15 @@ def _summary(entries: Sequence[LedgerEntry]) -> str:
 def _reconciliation(report: Reconciliation) -> str:
     lines = [
         f"{report.source}: {report.bronze_objects} bronze object(s), {len(report.pending)} pending, "
-        f"{len(report.orphan_outputs)} orphan silver file(s), {len(report.bronze_gone)} entr(y/ies) whose "
+        f"{len(report.orphan_outputs)} orphan silver file(s), {len(report.superseded)} superseded (awaiting "
+        f"vacuum), {len(report.bronze_gone)} entr(y/ies) whose "
         f"bronze object is gone, {len(report.stale_claims)} stale claim(s), {len(report.leftovers)} leftover(s)"
         + (f", {report.cleaned} cleaned" if report.cleaned else "")
     ]
     for title, keys in (
         ("pending", report.pending),
         ("orphan", report.orphan_outputs),
+        ("superseded", report.superseded),
         ("bronze gone", report.bronze_gone),
         ("stale claim", report.stale_claims),
         ("leftover", report.leftovers),
@@ -144,8 +159,11 @@ def _run_with_progress(silverizer: Silverizer, sources: Sequence[str], stream: T
     try:
         for source, info in work:
             progress.update(source=source)
-            entries.append(silverizer.process(source, info))
+            entry = silverizer.run_object(source, info)
             done_mb += info.size / 1e6
+            if entry is None:  # another run holds it
+                continue
+            entries.append(entry)
             rate = done_mb / max(time.perf_counter() - started, 1e-6)
             rows = sum(e.rows_in for e in entries)
             progress.update(len(entries), rows=f"{rows:,}", MB=f"{done_mb:,.1f}/{total_mb:,.1f}", MBps=f"{rate:,.1f}")
@@ -214,6 +232,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             for report in reports:
                 print(json.dumps(report.to_dict(), ensure_ascii=False) if args.json else _reconciliation(report))
             return 1 if args.strict and not all(r.ok for r in reports) else 0
+        if args.command == "vacuum":
+            retention = None if args.retention_s is None else timedelta(seconds=args.retention_s)
+            for source in [args.source] if args.source else silverizer.sources():
+                swept = vacuum(silverizer, source, retention)
+                print(
+                    f"{source}: deleted {len(swept.deleted)} unreferenced file(s); kept {swept.waiting} younger "
+                    f"than the retention, {swept.claimed} of objects being processed"
+                )
+            return 0
         if args.command == "sources":
             for source in silverizer.sources():
                 kind = "declared" if source in silverizer.registry else "inferred"

@@ -48,3 +48,14 @@ class ObjectNotPendingError(SilverizerError):
 
 class ObjectClaimedError(SilverizerError):
     """``run --key`` named an object that another run is processing (it holds the object's claim)."""
+
+
+class ClaimLostError(ObjectClaimedError):
+    """The run's claim was taken over while it worked (its lease ran out): it commits nothing."""
+
+    def __init__(self, key: str, lease_s: float) -> None:
+        super().__init__(
+            f"{key}: another run took over this run's claim (no renewal within the {lease_s:g} s lease, "
+            "LAKEHOUSE_SILVERIZER_CLAIM_LEASE_S); nothing was committed, the other run's result stands"
+        )
+        self.key = key

@@ -1,10 +1,12 @@
 """Reconciliation: does silver account for bronze, and bronze for silver?
 
 For one source it lists bronze objects with no ledger entry for their current version
-(pending), silver files that no current ledger entry names (orphans: left by a killed run, or
-by an object since removed), ledger entries whose bronze object is gone, claims that are no
-longer needed (their object is recorded, or their lease ran out) and unfinished writes
-(temporary files, incomplete multipart uploads) older than a claim's lease.
+(pending), silver files that no ledger entry names (orphans: left by a killed run), files that
+only an older entry names (superseded: readers no longer see them, vacuum collects them),
+ledger entries whose bronze object is gone, claims that are no longer needed (their object is
+recorded, or their lease ran out) and unfinished writes (temporary files, incomplete multipart
+uploads) older than the vacuum retention. ``clean`` removes the stale claims, and vacuums: the
+orphans, superseded files and unfinished writes older than the retention.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from lakehouse_common.ledger import LedgerEntry
+from lakehouse_common.ledger import newest_per_key
+from lakehouse_silverizer.vacuum import unreferenced, vacuum
 
 if TYPE_CHECKING:
     from lakehouse_silverizer.runner import Silverizer
@@ -25,6 +28,7 @@ class Reconciliation:
     bronze_objects: int = 0
     pending: list[str] = field(default_factory=list)
     orphan_outputs: list[str] = field(default_factory=list)
+    superseded: list[str] = field(default_factory=list)
     bronze_gone: list[str] = field(default_factory=list)
     stale_claims: list[str] = field(default_factory=list)
     leftovers: list[str] = field(default_factory=list)
@@ -38,41 +42,41 @@ class Reconciliation:
         return {**asdict(self), "ok": self.ok}
 
 
-def silver_tables(silverizer: Silverizer, source: str) -> list[str]:
-    """The silver tables a source writes: its contract's table and child tables."""
-    try:
-        contract = silverizer.contract(source)
-    except Exception:  # an undeclared source with no inferred contract yet writes its own folder
-        return [source]
-    return [contract.name, *(child.name for child in contract.children)]
+def reconcile(
+    silverizer: Silverizer, source: str, *, clean: bool = False, retention: timedelta | None = None
+) -> Reconciliation:
+    """What is pending, orphaned, superseded or stale for ``source``; with ``clean``, remove what may go.
 
-
-def reconcile(silverizer: Silverizer, source: str, *, clean: bool = False) -> Reconciliation:
+    ``retention`` (default ``LAKEHOUSE_SILVERIZER_VACUUM_RETENTION_S``) is the age below which
+    unreferenced files and unfinished writes are reported but kept.
+    """
     silver = silverizer.lake.silver
+    if retention is None:
+        retention = timedelta(seconds=silverizer.options.vacuum_retention_s)
     result = Reconciliation(source)
     objects = silverizer.objects(source)
     result.bronze_objects = len(objects)
     result.pending = [o.key for o in silverizer.ledger.pending(source, objects)]
-    latest: dict[str, LedgerEntry] = {}
-    for entry in silverizer.ledger.entries(source):
-        if entry.key not in latest or entry.finished_at > latest[entry.key].finished_at:
-            latest[entry.key] = entry
     present = {o.key for o in objects}
-    result.bronze_gone = sorted(k for k in latest if k not in present)
-    named = {o for e in latest.values() for o in e.outputs} | {e.quarantine for e in latest.values() if e.quarantine}
-    candidates = [info.key for table in silver_tables(silverizer, source) for info in silver.list(f"{table}/")]
-    candidates += [info.key for info in silver.list(f"_quarantine/{source}/")]
-    result.orphan_outputs = sorted(k for k in candidates if k not in named)
+    result.bronze_gone = sorted(
+        key for _, key in newest_per_key(silverizer.ledger.entries(source)) if key not in present
+    )
+    found = unreferenced(silverizer, source)
+    result.orphan_outputs = sorted(info.key for info in found.orphans)
+    result.superseded = sorted(info.key for info in found.superseded)
     recorded = silverizer.ledger.recorded(source)
-    lease = timedelta(seconds=silverizer.options.claim_lease_s)
     for claim_key, claim in silverizer.claims.all(source):
         done = claim is not None and (
             silverizer.ledger.entry_key(source, claim.bronze_key, claim.bronze_etag) in recorded
         )
         if claim is None or done or claim.expired():
             result.stale_claims.append(claim_key)
-    result.leftovers = list(silver.leftovers(lease))
+    result.leftovers = list(silver.leftovers(retention))
     if clean:
         silver.delete(result.stale_claims)
-        result.cleaned = len(result.stale_claims) + silver.clean_leftovers(lease)
+        swept = vacuum(silverizer, source, retention)
+        gone = set(swept.deleted)
+        result.orphan_outputs = [k for k in result.orphan_outputs if k not in gone]
+        result.superseded = [k for k in result.superseded if k not in gone]
+        result.cleaned = len(result.stale_claims) + len(gone) + silver.clean_leftovers(retention)
     return result

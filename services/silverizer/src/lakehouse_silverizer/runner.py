@@ -2,12 +2,15 @@
 
 For one object: stream it chunk by chunk (chunks are parsed and converted on a small thread
 pool, in order), de-duplicate on the primary key, write partitioned Parquet and quarantine
-through atomic writers, then record the ledger entry. The entry comes last, so a crash at any
-point leaves the object pending, and the rerun rewrites the same deterministically named
-outputs: the result is that of one clean run.
+through atomic writers under names of this attempt's own, then record the ledger entry, which
+commits them (:mod:`lakehouse_common.ledger`). Readers see only committed files, so a crash at
+any point leaves them the previous state and the object pending; the rerun writes a new
+attempt and commits it: the result is that of one clean run. Superseded and unreferenced files
+are left for :mod:`lakehouse_silverizer.vacuum`, since a reader may still be reading them.
 
 Runs may overlap (a schedule and a manual run, two workers): each object version is claimed
-first (:mod:`lakehouse_silverizer.claims`), and a run skips the objects another run holds.
+first (:mod:`lakehouse_silverizer.claims`) and the claim's lease is renewed while the run
+works; a run skips the objects another run holds.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any
 
 import numpy as np
@@ -26,12 +31,13 @@ import pyarrow as pa
 
 from lakehouse_common.contracts import Contract, ContractRegistry
 from lakehouse_common.exceptions import LakehouseError, ObjectNotFoundError, StorageError, UnknownSourceError
-from lakehouse_common.ledger import Ledger, LedgerEntry, is_data_object, key_id
+from lakehouse_common.ledger import Ledger, LedgerEntry, etag_id, is_data_object, key_id
 from lakehouse_common.settings import Settings
 from lakehouse_common.storage import Lake, ObjectInfo
 from lakehouse_silverizer import infer
-from lakehouse_silverizer.claims import Claims, new_owner
+from lakehouse_silverizer.claims import Claims, Lease, new_owner
 from lakehouse_silverizer.exceptions import (
+    ClaimLostError,
     ExpectationFailedError,
     FileUnreadableError,
     NewColumnsError,
@@ -111,19 +117,25 @@ class Silverizer:
                 summary.entries.append(entry)
         return summary
 
+    def run_object(self, source: str, info: ObjectInfo) -> LedgerEntry | None:
+        """Process one listed pending object under a claim; None when another run holds or just recorded it."""
+        return self._claimed(source, info, redo=False)
+
     def _claimed(self, source: str, info: ObjectInfo, *, redo: bool) -> LedgerEntry | None:
         """Process the object under a claim; None when another run holds it or has just recorded it."""
         held = self.claims.acquire(source, info.key, info.etag)
         if held is None:
             log.info("skipped %s: another run holds its claim", info.key)
             return None
+        lease = Lease(self.claims, held)
         try:
             if not redo and self.ledger.get(source, info.key, info.etag) is not None:
                 return None  # recorded by another run between our listing and our claim
-            return self.process(source, info)
+            with lease:
+                return self.process(source, info, lease=lease)
         finally:
             try:
-                self.claims.release(held)  # after the ledger entry; a failed run frees the object too
+                self.claims.release(lease.held)  # after the ledger entry; a failed run frees the object too
             except LakehouseError as exc:  # never hide the run's own error; the claim expires anyway
                 log.warning("could not release the claim on %s (it expires by itself): %s", info.key, exc)
 
@@ -168,15 +180,18 @@ class Silverizer:
         return summary
 
     # -- one object --------------------------------------------------------------------------
-    def process(self, source: str, info: ObjectInfo) -> LedgerEntry:
+    def process(self, source: str, info: ObjectInfo, *, lease: Lease | None = None) -> LedgerEntry:
+        """Process one object version and commit it (no claim: callers hold one, see :meth:`run_object`).
+
+        With a ``lease``, nothing is committed once the lease was lost to another run.
+        """
         started = time.perf_counter()
         started_at = utc_now()
-        previous = self.ledger.history_of(source, info.key)
-        file_id = key_id(info.key)
+        file_id = attempt_id(info)
         quarantine = QuarantineWriter(self.lake.silver, source, info.key, file_id)
         original = self.ledger.loaded_with_same_content(source, info.key, info.etag, info.size)
         try:
-            return self._process(source, info, started, started_at, previous, file_id, quarantine, original)
+            return self._process(source, info, started, started_at, file_id, quarantine, original, lease)
         except BaseException:
             quarantine.abort()  # the run fails: the object stays pending, no temporary file is left
             raise
@@ -187,10 +202,10 @@ class Silverizer:
         info: ObjectInfo,
         started: float,
         started_at: str,
-        previous: list[LedgerEntry],
         file_id: str,
         quarantine: QuarantineWriter,
         original: LedgerEntry | None,
+        lease: Lease | None,
     ) -> LedgerEntry:
         contract: Contract | None = None
         try:
@@ -216,21 +231,22 @@ class Silverizer:
             )
         try:
             entry.quarantine = quarantine.close()
-            stale = {key for old in previous for key in old.outputs} - set(entry.outputs)
-            if entry.quarantine is None:
-                stale |= {old.quarantine for old in previous if old.quarantine}
-            if stale:
-                self.lake.silver.delete(sorted(stale))
             entry.started_at = started_at
-            entry.finished_at = utc_now()
-            entry.seconds = round(time.perf_counter() - started, 3)
-            self.ledger.record(entry)
-        except Exception:
-            # No ledger entry: take back what this attempt published (best effort; the object
-            # stays pending and a rerun writes the same names again).
+            entry.bronze_modified = info.modified.astimezone(UTC).isoformat(timespec="microseconds")
+            if lease is not None and not lease.confirm():
+                raise ClaimLostError(info.key, self.claims.lease_s)
+        except BaseException:
+            # No ledger entry: take back what this attempt published (best effort; readers never
+            # saw it, and vacuum collects whatever is left).
             with contextlib.suppress(Exception):
-                self.lake.silver.delete([*entry.outputs, *([entry.quarantine] if entry.quarantine else [])])
+                self.lake.silver.delete(entry.files())
             raise
+        entry.finished_at = utc_now()
+        entry.seconds = round(time.perf_counter() - started, 3)
+        # The commit: readers now see these files, and no longer the old ones. If it fails, the
+        # entry may still have landed (a lost response), so the files stay; vacuum removes them
+        # if no entry names them.
+        self.ledger.record(entry)
         log.info(
             "%s %s: %d in, %d out, %d quarantined, %d duplicates (%.2fs)",
             entry.status,
@@ -452,6 +468,11 @@ def _is_decompression_error(key: str, exc: OSError) -> bool:
     return key.endswith(_COMPRESSED) and any(
         word in message for word in ("compress", "gzip", "zlib", "inflate", "bz2", "zstd", "lz4", "magic")
     )
+
+
+def attempt_id(info: ObjectInfo) -> str:
+    """Names one attempt's outputs: ``<key id>-<etag id>-<random>``, never another attempt's files."""
+    return f"{key_id(info.key)}-{etag_id(info.etag)}-{uuid.uuid4().hex[:8]}"
 
 
 def _ingested(info: ObjectInfo) -> pa.Scalar:

@@ -21,7 +21,16 @@ class SilverizerSettings(BaseSettings):
         default=256, ge=1, description="Longest CSV/NDJSON line; a longer one is quarantined without being read."
     )
     claim_lease_s: float = Field(
-        default=3600, gt=0, description="How long a run's claim on an object holds before another run may take it over."
+        default=600,
+        gt=0,
+        description="A claim's lease: renewed every third of it while the run works; a claim not renewed "
+        "for this long (its run died) is taken over by another run.",
+    )
+    vacuum_retention_s: float = Field(
+        default=6 * 3600,
+        ge=0,
+        description="Silver files no newest ledger entry names (superseded versions, killed attempts) and "
+        "unfinished writes are deleted once this old: longer than any reader (a dbt build, a BI query) runs.",
     )
 
 

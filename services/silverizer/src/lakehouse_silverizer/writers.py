@@ -1,9 +1,11 @@
 """Writers: partitioned Parquet for silver tables and JSON lines for quarantined rows.
 
-Output names derive only from the bronze key (``part-<key id>.parquet``), so reprocessing an
-object replaces its outputs and never duplicates them. Every object is written through the
-layer's atomic ``open_output``: a reader sees a whole file or none, and a failed run leaves
-nothing behind. Rows are buffered per partition into row groups of ``row_group_rows``.
+Output names carry the bronze key, its version and the attempt
+(``part-<key id>-<etag id>-<attempt>.parquet``, see :func:`lakehouse_silverizer.runner.attempt_id`):
+an attempt never overwrites a file that a reader may be reading, and the ledger entry commits
+the attempt's files. Every object is written through the layer's atomic ``open_output``: a
+reader sees a whole file or none, and a failed run leaves nothing behind. Rows are buffered per
+partition into row groups of ``row_group_rows``.
 """
 
 from __future__ import annotations
