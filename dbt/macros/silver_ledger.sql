@@ -9,7 +9,15 @@
       never a mixture, and never the files of a killed or superseded attempt.
 
     "Newest" is the rule of lakehouse_common.ledger.version_rank: the latest bronze version
-    (bronze_modified), then the latest finished; keep the two in step. -#}
+    (bronze_modified), then the latest finished; keep the two in step. ledger_newest() is that
+    rule for dbt: main.silver_files and the load_history mart both use it. -#}
+
+{% macro ledger_newest(source, key, modified, finished) -%}
+    row_number() over (
+        partition by {{ source }}, {{ key }}
+        order by {{ modified }} desc nulls last, {{ finished }} desc
+    ) = 1
+{%- endmacro %}
 
 {% macro silver_root() -%}
     {{ return(env_var('LAKEHOUSE_DBT_SILVER_ROOT', 'data/silver')) }}
@@ -63,10 +71,7 @@
     with newest as (
         select *
         from main.silver_ledger
-        qualify row_number() over (
-            partition by source, key
-            order by coalesce(bronze_modified, '') desc, finished_at desc
-        ) = 1
+        qualify {{ ledger_newest('source', 'key', "nullif(bronze_modified, '')", 'finished_at') }}
     )
 
     select

@@ -28,7 +28,7 @@ from lakehouse_gold.report import REPORT_KEY, build_report
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-MARTS = {"salary_by_role_month", "skills_demand_by_month", "vacancies_by_region_month"}
+MARTS = {"load_history", "salary_by_role_month", "skills_demand_by_month", "vacancies_by_region_month"}
 SILVER = {"currency_rates", "vacancies", "vacancy_details", "vacancy_skills"}
 
 

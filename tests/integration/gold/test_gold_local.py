@@ -9,11 +9,13 @@ from gold_silver_factory import (
     assert_marts_match,
     commit_silver,
     make_silver,
+    read_mart,
     refetched_details,
     vacancy_without_area,
     write_silver,
 )
 
+from lakehouse_common.ledger import Ledger
 from lakehouse_common.settings import Settings
 from lakehouse_common.storage import Lake
 from lakehouse_gold.build import build_gold
@@ -86,3 +88,18 @@ def test_gold_reads_only_the_silver_files_the_ledger_commits(gold_local_settings
     commit_silver(lake.silver, pending)  # the rerun's commit: now gold follows the new document
     build_gold(gold_local_settings)
     assert_marts_match(lake.gold, changed)
+
+    # Gold's load_history mart: one row per ledger entry, the newest entry of each key current.
+    ledger = Ledger(lake.silver)
+    history = read_mart(lake.gold, read_manifest(lake).mart("load_history").key)
+    entries = list(ledger.entries())
+    assert sorted((r["source_name"], r["bronze_key"], r["bronze_etag"]) for r in history) == sorted(
+        (e.source, e.key, e.etag) for e in entries
+    )
+    current = {(e.source, e.key, e.etag) for e in ledger.newest().values()}
+    assert {(r["source_name"], r["bronze_key"], r["bronze_etag"]) for r in history if r["is_current"]} == current
+    bad = [r for r in history if r["bronze_key"] == bad_key]
+    assert [(r["rows_out"], r["is_current"]) for r in sorted(bad, key=lambda r: r["finished_at"])] == [
+        (0, False),
+        (0, True),
+    ]

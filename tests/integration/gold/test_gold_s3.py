@@ -24,7 +24,7 @@ from lakehouse_gold.replicate import gold_objects, replicate_gold
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-NAMES = ("salary_by_role_month", "skills_demand_by_month", "vacancies_by_region_month")
+NAMES = ("load_history", "salary_by_role_month", "skills_demand_by_month", "vacancies_by_region_month")
 MARTS = {f"marts/{name}.parquet" for name in NAMES}  # the latest copies, at the stable keys
 
 
@@ -72,19 +72,21 @@ def test_build_publish_and_replicate_on_s3(gold_s3_settings: Settings) -> None:
     second = replicate_gold(settings)
     assert (second.copied, sorted(second.unchanged)) == ([], sorted(gold_objects(lake)))
 
-    # A newer detail document changes the skills mart only; the other marts are rebuilt byte-identical.
+    # A newer detail document changes the skills mart, and its ledger entry the load history; the other
+    # marts are rebuilt byte-identical.
     changed = refetched_details(silver)
     write_silver(lake.silver, changed, only_bronze_keys={"vacancy_details/2024-03-10/again.ndjson"})
     rebuilt = build_gold(settings).manifest
     assert_marts_match(lake.gold, changed)
-    skills = rebuilt.mart("skills_demand_by_month").key
-    assert skills == f"marts/skills_demand_by_month/run={rebuilt.run_id}.parquet"
-    unchanged = {m.key for m in rebuilt.marts} - {skills}
-    assert unchanged == {m.key for m in manifest.marts if m.name != "skills_demand_by_month"}  # the first run's
+    moved = ("load_history", "skills_demand_by_month")
+    runs = [rebuilt.mart(name).key for name in moved]
+    assert runs == [f"marts/{name}/run={rebuilt.run_id}.parquet" for name in moved]
+    unchanged = {m.key for m in rebuilt.marts} - set(runs)
+    assert unchanged == {m.key for m in manifest.marts if m.name not in moved}  # the first run's
 
     third = replicate_gold(settings)
-    assert third.copied == [skills, MANIFEST_KEY, "marts/skills_demand_by_month.parquet"]
-    assert set(third.unchanged) == unchanged | (MARTS - {"marts/skills_demand_by_month.parquet"})
+    assert third.copied == [*runs, MANIFEST_KEY, *(f"marts/{name}.parquet" for name in moved)]
+    assert set(third.unchanged) == unchanged | (MARTS - {f"marts/{name}.parquet" for name in moved})
 
 
 def _seed_previous_gold(lake: Lake, settings: Settings) -> None:

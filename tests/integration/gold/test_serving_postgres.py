@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from decimal import Decimal
 from pathlib import Path
@@ -52,7 +52,7 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[3]
 ADMIN_URL = os.environ.get("LAKEHOUSE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-MARTS = ("vacancies_by_region_month", "skills_demand_by_month", "salary_by_role_month")
+MARTS = ("vacancies_by_region_month", "skills_demand_by_month", "salary_by_role_month", "load_history")
 
 
 # -- the throwaway database -----------------------------------------------------------------------
@@ -183,11 +183,39 @@ def salaries(rows: int) -> pa.Table:
     )
 
 
+def load_history(rows: int) -> pa.Table:
+    start = datetime(2024, 1, 1, 9, 0, tzinfo=UTC)
+    at = [start + timedelta(minutes=i) for i in range(rows)]
+    return pa.table(
+        {
+            "source_name": pa.array(["vacancies" if i % 3 else "currency_rates" for i in range(rows)], pa.string()),
+            "bronze_key": pa.array([f"k/{i:04d}.json" for i in range(rows)], pa.string()),
+            "bronze_etag": pa.array([f"etag-{i}" for i in range(rows)], pa.string()),
+            "status": pa.array(["loaded" if i % 5 else "unreadable" for i in range(rows)], pa.string()),
+            "rows_in": pa.array([100 + i for i in range(rows)], pa.int64()),
+            "rows_out": pa.array([100 + i - i % 3 for i in range(rows)], pa.int64()),
+            "rows_quarantined": pa.array([i % 3 for i in range(rows)], pa.int64()),
+            "rows_deduplicated": pa.array([0] * rows, pa.int64()),
+            "reason": pa.array([None if i % 5 else "not valid JSON: «…»" for i in range(rows)], pa.string()),
+            "started_at": pa.array(at, pa.timestamp("us", tz="UTC")),
+            "finished_at": pa.array([t + timedelta(seconds=2) for t in at], pa.timestamp("us", tz="UTC")),
+            "load_seconds": pa.array([2.0 + i / 1000 for i in range(rows)], pa.float64()),
+            "bronze_size_bytes": pa.array([1000 * i for i in range(rows)], pa.int64()),
+            "bronze_modified_at": pa.array(
+                [None if i == 0 else t for i, t in enumerate(at)], pa.timestamp("us", tz="UTC")
+            ),
+            "contract_version": pa.array(["v1"] * rows, pa.string()),
+            "is_current": pa.array([i % 2 == 1 for i in range(rows)], pa.bool_()),
+        }
+    )
+
+
 def marts(regions: int = 240, salary_shift: float = 0.0) -> dict[str, pa.Table]:
     return {
         "vacancies_by_region_month": vacancies(regions, salary_shift),
         "skills_demand_by_month": skills(120),
         "salary_by_role_month": salaries(36),
+        "load_history": load_history(50),
     }
 
 
@@ -233,7 +261,14 @@ def contract_types() -> dict[str, list[tuple[str, str]]]:
 
 
 # What each contract data_type of the marts must become in information_schema.columns.data_type.
-EXPECTED_PG = {"varchar": "text", "date": "date", "bigint": "bigint", "double": "double precision"}
+EXPECTED_PG = {
+    "varchar": "text",
+    "date": "date",
+    "bigint": "bigint",
+    "double": "double precision",
+    "timestamp with time zone": "timestamp with time zone",
+    "boolean": "boolean",
+}
 
 
 # -- tests ----------------------------------------------------------------------------------------
@@ -346,7 +381,7 @@ def test_a_second_load_of_the_same_gold_changes_nothing(
 
     assert statuses(first) == dict.fromkeys(MARTS, "loaded")
     assert statuses(second) == dict.fromkeys(MARTS, "unchanged")
-    assert "loaded 0, unchanged 3, removed 0" in second.summary()
+    assert f"loaded 0, unchanged {len(MARTS)}, removed 0" in second.summary()
     assert oids(serving_db, serving.schema_name) == tables
     assert loads(serving_db, serving.schema_name) == recorded
 
@@ -408,6 +443,7 @@ def test_new_gold_runs_swap_atomically_under_concurrent_readers(
             mart: "loaded",
             "skills_demand_by_month": "unchanged",
             "salary_by_role_month": "unchanged",
+            "load_history": "unchanged",
         }
     for counts in seen.values():
         assert set(counts) <= set(versions), f"a reader saw a count that is no gold run's: {set(counts)}"
@@ -482,7 +518,7 @@ def test_the_reader_role_can_select_and_nothing_else(
 
     with serving_db.as_reader() as conn:
         assert count(conn, schema, mart) == 24
-        assert count(conn, schema, LOADS_TABLE) == 3
+        assert count(conn, schema, LOADS_TABLE) == len(MARTS)
         forbidden = [
             sql.SQL("INSERT INTO {} (professional_role_id) VALUES ('x')").format(sql.Identifier(schema, mart)),
             sql.SQL("DELETE FROM {}").format(sql.Identifier(schema, mart)),
@@ -586,9 +622,9 @@ def test_cli_and_airflow_task_print_and_return_the_summary(
     assert f"gold run {manifest.run_id} served in postgres@127.0.0.1:5432/" in printed
     for entry in manifest.marts:
         assert re.search(rf"{entry.name} +{entry.rows} +loaded", printed)
-    assert "loaded 3, unchanged 0, removed 0" in printed
+    assert f"loaded {len(MARTS)}, unchanged 0, removed 0" in printed
     assert json.loads(json.dumps(result)) == result
-    assert (result["loaded"], result["unchanged"], result["gold_run_id"]) == (0, 3, manifest.run_id)
+    assert (result["loaded"], result["unchanged"], result["gold_run_id"]) == (0, len(MARTS), manifest.run_id)
     assert result["marts"]["salary_by_role_month"] == {
         "rows": 36,
         "status": "unchanged",
