@@ -128,3 +128,27 @@ def test_dot_dot_keys_on_s3_are_read_and_contained(s3_env: Settings) -> None:
     (entry,) = run.run_source("currency_rates").entries
     assert entry.status == "loaded" and entry.rows_in == 60
     assert all(".." not in o for o in entry.outputs)
+
+
+def test_vacuum_deletes_what_readers_no_longer_see_once_past_the_retention(
+    lake_env: Settings, make_silverizer: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = make_silverizer()
+    run.lake.bronze.put_bytes("currency_rates/a.csv", RATES.encode())
+    (first,) = run.run_source("currency_rates").entries
+    run.lake.bronze.put_bytes("currency_rates/a.csv", RATES.replace("USD", "EUR").encode())  # a new version
+    (second,) = run.run_source("currency_rates").entries
+    stray = "currency_rates/rate_month=2025-01/part-aaaa-bbbb-cccc.parquet"  # a killed attempt's file
+    run.lake.silver.put_bytes(stray, b"PAR1")
+
+    report = reconcile(run, "currency_rates")
+    assert report.superseded == sorted(first.outputs) and report.orphan_outputs == [stray]
+    assert main(["vacuum", "currency_rates"]) == 0  # the default retention keeps them: readers may be on them
+    assert "deleted 0 unreferenced file(s); kept 3 younger than the retention" in capsys.readouterr().out
+    assert main(["vacuum", "currency_rates", "--retention-s", "0"]) == 0
+    assert "deleted 3 unreferenced file(s)" in capsys.readouterr().out
+
+    after = reconcile(run, "currency_rates")
+    assert after.ok and after.superseded == [] and after.orphan_outputs == []
+    assert all(run.lake.silver.exists(key) for key in second.outputs)
+    assert not any(run.lake.silver.exists(key) for key in [*first.outputs, stray])
