@@ -46,6 +46,26 @@ def test_headline_rows(name: str, first: list[str]) -> None:
     assert headline(SKILLS, name, 3).column("skill_name").to_pylist() == first
 
 
+def test_load_history_headline_is_the_latest_loads_in_a_few_columns() -> None:
+    history = pa.table(
+        {
+            "source_name": ["s", "s", "t"],
+            "bronze_key": ["a", "b", "c"],
+            "bronze_etag": ["1", "2", "3"],
+            "status": ["loaded", "unreadable", "loaded"],
+            "rows_in": [1, 2, 3],
+            "rows_out": [1, 0, 3],
+            "rows_quarantined": [0, 2, 0],
+            "finished_at": [JAN, FEB, JAN],
+            "load_seconds": [0.1, 0.2, 0.3],
+            "contract_version": ["v", "v", "v"],
+        }
+    )
+    shown = headline(history, "load_history", 2)
+    assert shown.column("bronze_key").to_pylist() == ["b", "a"]  # newest first, then by key
+    assert "contract_version" not in shown.schema.names and shown.schema.names[0] == "finished_at"
+
+
 def test_format_table_aligns_columns() -> None:
     text = format_table(SKILLS.slice(0, 2))
     assert text.splitlines() == [

@@ -15,6 +15,20 @@ HEADLINE_ORDER: dict[str, list[tuple[str, str]]] = {
     "vacancies_by_region_month": [("published_month", "descending"), ("vacancy_count", "descending")],
     "skills_demand_by_month": [("published_month", "descending"), ("vacancy_count", "descending")],
     "salary_by_role_month": [("published_month", "descending"), ("salaried_vacancy_count", "descending")],
+    "load_history": [("finished_at", "descending"), ("bronze_key", "ascending")],
+}
+# Columns shown per mart when not all of them fit on a screen (default: every column).
+HEADLINE_COLUMNS: dict[str, list[str]] = {
+    "load_history": [
+        "finished_at",
+        "source_name",
+        "status",
+        "rows_in",
+        "rows_out",
+        "rows_quarantined",
+        "load_seconds",
+        "bronze_key",
+    ],
 }
 
 
@@ -34,7 +48,8 @@ def headline(table: pa.Table, name: str, rows: int) -> pa.Table:
     order = [(column, direction) for column, direction in HEADLINE_ORDER.get(name, []) if column in table.schema.names]
     if order:
         table = table.sort_by(order)
-    return table.slice(0, rows)
+    columns = [c for c in HEADLINE_COLUMNS.get(name, []) if c in table.schema.names]
+    return (table.select(columns) if columns else table).slice(0, rows)
 
 
 def preview_marts(lake: Lake, *, rows: int = 5, manifest: GoldManifest | None = None) -> list[MartPreview]:
