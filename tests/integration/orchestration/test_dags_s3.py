@@ -20,7 +20,7 @@ from lakehouse_common.settings import Settings, get_settings
 from lakehouse_common.storage import Lake
 from lakehouse_orchestration import tasks
 
-from .conftest import write_sample
+from .conftest import REPO, write_sample
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -96,7 +96,8 @@ def test_landing_sensor_silver_gold_and_replica_through_the_dags(
             *(f"marts/{m['name']}.parquet" for m in manifest["marts"]),
         ]
     )
-    assert len(replica) == 7
+    marts = {p.stem for p in (REPO / "dbt" / "models" / "marts").glob("*.sql")}
+    assert {m["name"] for m in manifest["marts"]} == marts and len(replica) == 2 * len(marts) + 1
 
     # A duplicate wake-up: the silver DAG finds nothing pending, processes nothing, emits nothing.
     silver_objects = {o.key: o.etag for o in lake.silver.list()}
