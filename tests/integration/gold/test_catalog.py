@@ -80,6 +80,13 @@ def test_cli_catalog_on_local_lake_queries_marts_silver_and_load_history(
             (e.source, e.key, e.status, e.rows_in, e.rows_out, e.rows_quarantined, e.reason) for e in ledger
         ]
         assert [r[7].isoformat() for r in history] == [e.finished_at for e in ledger]  # TIMESTAMPTZ, in UTC
+        # Every column evaluates (entries without a version time included), each key has one current entry,
+        # and the committed files are exactly the newest entries' outputs and quarantine files.
+        assert len(con.execute("SELECT * FROM load_history").fetchall()) == len(ledger)
+        current = con.execute("SELECT source, bronze_key FROM load_history WHERE is_current").fetchall()
+        assert sorted(current) == sorted({(e.source, e.key) for e in ledger})
+        committed = {r[0] for r in con.execute("SELECT path FROM silver_files").fetchall()}
+        assert committed == {lake.silver.uri(k) for k in Ledger(lake.silver).committed()}
         by_status = dict(con.execute("SELECT status, count(*) FROM load_history GROUP BY 1").fetchall())
         assert by_status == {"loaded": len(ledger) - 1, "unreadable": 1}
         types = dict(

@@ -98,9 +98,10 @@ LOAD_HISTORY_SELECT = """
     contract_version,
     etag AS bronze_etag,
     size AS bronze_size,
-    CAST(bronze_modified AS TIMESTAMPTZ) AS bronze_modified,
+    CAST(nullif(bronze_modified, '') AS TIMESTAMPTZ) AS bronze_modified,
+    -- lakehouse_common.ledger.version_rank: entries with no version time rank lowest.
     row_number() OVER (
-        PARTITION BY source, key ORDER BY coalesce(bronze_modified, '') DESC, finished_at DESC
+        PARTITION BY source, key ORDER BY nullif(bronze_modified, '') DESC NULLS LAST, finished_at DESC
     ) = 1 AS is_current
 """
 # The files readers see: the newest entry's (is_current) outputs and quarantine file, by full address.
