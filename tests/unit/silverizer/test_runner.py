@@ -15,7 +15,7 @@ from lakehouse_common.ledger import Ledger, logical_key
 from lakehouse_common.settings import Settings
 from lakehouse_common.storage import Lake
 from lakehouse_silverizer import writers
-from lakehouse_silverizer.exceptions import ObjectNotPendingError
+from lakehouse_silverizer.exceptions import ObjectNotPendingError, ObjectSupersededError
 from lakehouse_silverizer.runner import Silverizer
 from lakehouse_silverizer.vacuum import vacuum
 
@@ -289,3 +289,24 @@ def test_sources_are_the_contracts_plus_undeclared_bronze_folders(silverizer: Si
     put(silverizer, "_meta/events/1.csv.json", "{}")  # the ingestor's bookkeeping is not a source
     put(silverizer, "_state/vacancies.json", "{}")
     assert silverizer.sources() == ["currency_rates", "events", "vacancies", "vacancy_details"]
+
+
+def test_a_version_replaced_with_the_same_modification_time_is_not_committed(silverizer: Silverizer) -> None:
+    """S3 keeps whole seconds: a version replaced within its second cannot be ordered by time, so a
+    slow run over the old one must not commit it over the new one's entry."""
+    put(silverizer, "currency_rates/a.csv", RATES)
+    old = silverizer.lake.bronze.stat("currency_rates/a.csv")
+    assert old is not None
+    path = silverizer.settings.data_dir / "bronze" / "currency_rates/a.csv"
+    path.write_text(RATES.replace("USD", "EUR") + "2025-01-01,GBP,100.5\n")
+    os.utime(path, ns=(path.stat().st_atime_ns, int(old.modified.timestamp() * 1e9)))  # the same time
+    current = silverizer.lake.bronze.stat("currency_rates/a.csv")
+    assert current is not None and current.etag != old.etag and current.modified == old.modified
+
+    with pytest.raises(ObjectSupersededError, match="changed while it was processed"):
+        silverizer.process("currency_rates", old)  # a run that listed the old version
+    assert list(silverizer.ledger.entries("currency_rates")) == []
+    assert not list(silverizer.lake.silver.list("currency_rates/"))  # its files taken back
+    assert silverizer.run_object("currency_rates", old) is None  # the run's loop skips it
+    (entry,) = silverizer.run_source("currency_rates").entries  # the current version loads
+    assert entry.etag == current.etag and entry.rows_in == 3001

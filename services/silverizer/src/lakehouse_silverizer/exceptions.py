@@ -59,3 +59,15 @@ class ClaimLostError(ObjectClaimedError):
             "LAKEHOUSE_SILVERIZER_CLAIM_LEASE_S); nothing was committed, the other run's result stands"
         )
         self.key = key
+
+
+class ObjectSupersededError(ObjectNotPendingError):
+    """The bronze object changed while this version was processed, and nothing orders the two
+    versions (the same modification time: S3 keeps whole seconds): this version is not committed."""
+
+    def __init__(self, key: str, etag: str, current_etag: str, modified: str) -> None:
+        super().__init__(
+            f"{key} changed while it was processed (ETag {etag} -> {current_etag}, both modified at {modified}): "
+            "the processed version is not committed; the current one is pending"
+        )
+        self.key = key

@@ -43,6 +43,7 @@ from lakehouse_silverizer.exceptions import (
     NewColumnsError,
     ObjectClaimedError,
     ObjectNotPendingError,
+    ObjectSupersededError,
 )
 from lakehouse_silverizer.readers import Chunk, CsvReader, JsonDocumentReader, NdjsonReader, RangeSource, RawBatch
 from lakehouse_silverizer.settings import SilverizerSettings
@@ -110,7 +111,7 @@ class Silverizer:
     def run_source(self, source: str) -> RunSummary:
         summary = RunSummary(source)
         for info in self.pending(source):
-            entry = self._claimed(source, info, redo=False)
+            entry = self.run_object(source, info)
             if entry is None:
                 summary.skipped.append(info.key)
             else:
@@ -118,8 +119,13 @@ class Silverizer:
         return summary
 
     def run_object(self, source: str, info: ObjectInfo) -> LedgerEntry | None:
-        """Process one listed pending object under a claim; None when another run holds or just recorded it."""
-        return self._claimed(source, info, redo=False)
+        """Process one listed pending object under a claim; None when another run holds it or just
+        recorded it, or when the object changed meanwhile (its new version is pending)."""
+        try:
+            return self._claimed(source, info, redo=False)
+        except ObjectSupersededError as exc:
+            log.info("%s", exc)
+            return None
 
     def _claimed(self, source: str, info: ObjectInfo, *, redo: bool) -> LedgerEntry | None:
         """Process the object under a claim; None when another run holds it or has just recorded it."""
@@ -172,7 +178,11 @@ class Silverizer:
             raise ObjectNotFoundError("bronze", key)
         summary = RunSummary(source)
         for info in targets:
-            entry = self._claimed(source, info, redo=True)
+            try:
+                entry = self._claimed(source, info, redo=True)
+            except ObjectSupersededError as exc:
+                log.info("%s", exc)
+                entry = None
             if entry is None:
                 summary.skipped.append(info.key)
             else:
@@ -233,6 +243,7 @@ class Silverizer:
             entry.quarantine = quarantine.close()
             entry.started_at = started_at
             entry.bronze_modified = info.modified.astimezone(UTC).isoformat(timespec="microseconds")
+            self._check_still_ordered(info)
             if lease is not None and not lease.confirm():
                 raise ClaimLostError(info.key, self.claims.lease_s)
         except BaseException:
@@ -258,6 +269,18 @@ class Silverizer:
             entry.seconds,
         )
         return entry
+
+    def _check_still_ordered(self, info: ObjectInfo) -> None:
+        """Refuse to commit a version that a newer one replaced with the same modification time.
+
+        Readers take the entry of the latest bronze version (``version_rank``); two versions with
+        the same time (S3's LastModified has whole seconds) would be told apart by finish time
+        only, and a slow run over the older one would win. A newer version with a later time
+        outranks this entry anyway, so only the tie is refused.
+        """
+        current = self.lake.bronze.stat(info.key)
+        if current is not None and current.etag != info.etag and current.modified <= info.modified:
+            raise ObjectSupersededError(info.key, info.etag, current.etag, info.modified.isoformat())
 
     def _duplicate(self, source: str, info: ObjectInfo, original: LedgerEntry) -> LedgerEntry:
         """The bytes were already loaded from another key: record it, write nothing (exactly once)."""
