@@ -164,7 +164,11 @@ class Silverizer:
     def _claimed_error(self, source: str, info: ObjectInfo) -> ObjectClaimedError:
         holder = self.claims.holder(source, info.key, info.etag)
         if holder is None:
-            return ObjectClaimedError(f"{info.key} was just processed by another run; see 'ledger'")
+            if self.ledger.get(source, info.key, info.etag) is not None:
+                return ObjectClaimedError(f"{info.key} was just processed by another run; see 'ledger'")
+            return ObjectClaimedError(
+                f"{info.key} is being processed by another run (its claim is changing); try again later"
+            )
         return ObjectClaimedError(
             f"{info.key} is being processed by {holder.owner} since {holder.started_at} "
             f"(its claim expires at {holder.expires_at().isoformat()}); try again later"
