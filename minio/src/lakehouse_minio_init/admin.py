@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from minio import MinioAdmin
 from minio.error import MinioAdminException
-from minio.minioadmin import MinioAdmin
 
 from lakehouse_minio_init import config_kv
 from lakehouse_minio_init.changes import Action, Change

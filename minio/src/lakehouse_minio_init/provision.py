@@ -20,10 +20,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from minio import Minio
+from minio import Minio, MinioAdmin
 from minio.credentials.providers import StaticProvider
 from minio.error import S3Error
-from minio.minioadmin import MinioAdmin
 
 from lakehouse_minio_init import admin as admin_api
 from lakehouse_minio_init import policies, storage

@@ -137,16 +137,14 @@ def test_a_long_run_renews_its_claim_and_is_never_taken_over(
     owner, other = make_silverizer(threads=1, claim_lease_s=0.6), make_silverizer(threads=1)
     owner.lake.bronze.put_bytes("currency_rates/a.csv", many_chunks(12000))
     slow_parsing(monkeypatch, 0.3)  # 5 chunks or more: at least 1.5 s, 2.5 leases
-    renewals: list[int] = []
-    enter = Lease.__enter__
+    renewals: list[int] = []  # by the background thread, counted when the run confirms before its commit
+    confirm = Lease.confirm
 
-    def watched(self: Lease) -> Lease:
-        renewals.append(0)
-        lease = enter(self)
-        monkeypatch.setattr(self, "confirm", _counting(self, renewals))
-        return lease
+    def counted(self: Lease) -> bool:
+        renewals.append(self.renewals)
+        return confirm(self)
 
-    monkeypatch.setattr(Lease, "__enter__", watched)
+    monkeypatch.setattr(Lease, "confirm", counted)
     done: list[Any] = []
     worker = threading.Thread(target=lambda: done.append(owner.run_key("currency_rates", "currency_rates/a.csv")))
     started = time.monotonic()
@@ -169,18 +167,8 @@ def test_a_long_run_renews_its_claim_and_is_never_taken_over(
     (entry,) = done
     assert entry.status == "loaded" and entry.rows_in == 12000
     assert elapsed > 2 * 0.6 and attempts >= 3  # the other run was refused all along, over several leases
-    assert renewals[0] >= 2  # the background thread renewed before the commit
+    assert len(renewals) == 1 and renewals[0] >= 2  # the background thread renewed before the commit
     assert len(list(owner.ledger.entries("currency_rates"))) == 1
-
-
-def _counting(lease: Lease, renewals: list[int]) -> Callable[[], bool]:
-    confirm = Lease.confirm
-
-    def counted() -> bool:
-        renewals[0] = lease.renewals  # renewals by the thread, before the commit's own
-        return confirm(lease)
-
-    return counted
 
 
 def test_a_run_whose_claim_was_taken_over_commits_nothing(

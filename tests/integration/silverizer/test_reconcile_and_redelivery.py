@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from lakehouse_common.contracts import ContractRegistry
+from lakehouse_common.ledger import etag_id, key_id
 from lakehouse_common.settings import Settings, get_settings
 from lakehouse_common.storage import S3LayerStore
 from lakehouse_silverizer.cli import main
@@ -152,3 +153,17 @@ def test_vacuum_deletes_what_readers_no_longer_see_once_past_the_retention(
     assert after.ok and after.superseded == [] and after.orphan_outputs == []
     assert all(run.lake.silver.exists(key) for key in second.outputs)
     assert not any(run.lake.silver.exists(key) for key in [*first.outputs, stray])
+
+    # A live run's files are never vacuumed, whatever their age: its claim holds their version.
+    working = f"currency_rates/rate_month=2025-02/part-{key_id('currency_rates/a.csv')}-{etag_id('next')}-dddd.parquet"
+    run.lake.silver.put_bytes(working, b"PAR1")
+    held = run.claims.acquire("currency_rates", "currency_rates/a.csv", "next")
+    assert held is not None
+    assert main(["vacuum", "currency_rates", "--retention-s", "0"]) == 0
+    assert "deleted 0 unreferenced file(s); kept 0 younger than the retention, 1 of objects being processed" in (
+        capsys.readouterr().out
+    )
+    assert run.lake.silver.exists(working)
+    assert run.claims.release(held)
+    assert main(["vacuum", "currency_rates", "--retention-s", "0"]) == 0
+    assert "deleted 1 unreferenced file(s)" in capsys.readouterr().out and not run.lake.silver.exists(working)

@@ -11,8 +11,9 @@ outputs or all of its new ones, never a mixture. A crash before the entry leaves
 pending and its files unreferenced; superseded and unreferenced files are removed by the
 silverizer's vacuum once no reader can still be using them.
 
-"Newest" is one rule everywhere (:func:`version_rank`, and the dbt macro ``silver_ledger``): the
-entry of the latest bronze version (its modification time), then the latest finished.
+"Newest" is one rule everywhere (:func:`version_rank`; the dbt macro ``ledger_newest`` in
+``dbt/macros/silver_ledger.sql``; the catalog's ``load_history``): the entry of the latest bronze
+version (its modification time), then the latest finished.
 
 On S3, a single-part upload's ETag is the MD5 of its bytes: ``_content/<source>/<etag>.json``
 remembers which key loaded them, so a copy of a loaded object under another key is recorded as

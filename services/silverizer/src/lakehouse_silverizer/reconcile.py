@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from lakehouse_common.ledger import newest_per_key
+from lakehouse_common.ledger import Ledger, newest_per_key
 from lakehouse_silverizer.vacuum import unreferenced, vacuum
 
 if TYPE_CHECKING:
@@ -56,25 +56,23 @@ def reconcile(
     result = Reconciliation(source)
     objects = silverizer.objects(source)
     result.bronze_objects = len(objects)
-    result.pending = [o.key for o in silverizer.ledger.pending(source, objects)]
+    entries = list(silverizer.ledger.entries(source))  # read once: pending, gone, unreferenced, claims
+    recorded = {Ledger.entry_key(e.source, e.key, e.etag) for e in entries}
+    result.pending = [o.key for o in objects if Ledger.entry_key(source, o.key, o.etag) not in recorded]
     present = {o.key for o in objects}
-    result.bronze_gone = sorted(
-        key for _, key in newest_per_key(silverizer.ledger.entries(source)) if key not in present
-    )
-    found = unreferenced(silverizer, source)
+    result.bronze_gone = sorted(key for _, key in newest_per_key(entries) if key not in present)
+    found = unreferenced(silverizer, source, entries)
     result.orphan_outputs = sorted(info.key for info in found.orphans)
     result.superseded = sorted(info.key for info in found.superseded)
-    recorded = silverizer.ledger.recorded(source)
-    for claim_key, claim in silverizer.claims.all(source):
-        done = claim is not None and (
-            silverizer.ledger.entry_key(source, claim.bronze_key, claim.bronze_etag) in recorded
-        )
+    claims = silverizer.claims.all(source)
+    for claim_key, claim in claims:
+        done = claim is not None and Ledger.entry_key(source, claim.bronze_key, claim.bronze_etag) in recorded
         if claim is None or done or claim.expired():
             result.stale_claims.append(claim_key)
     result.leftovers = list(silver.leftovers(retention))
     if clean:
         silver.delete(result.stale_claims)
-        swept = vacuum(silverizer, source, retention)
+        swept = vacuum(silverizer, source, retention, found=found, claims=claims)
         gone = set(swept.deleted)
         result.orphan_outputs = [k for k in result.orphan_outputs if k not in gone]
         result.superseded = [k for k in result.superseded if k not in gone]

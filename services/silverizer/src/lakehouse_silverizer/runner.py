@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 class RunSummary:
     source: str
     entries: list[LedgerEntry] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)  # keys another run held (or just finished)
+    skipped: list[str] = field(default_factory=list)  # another run held (or just finished) them, or they changed
 
 
 def _ordered(pool: ThreadPoolExecutor, fn: Any, items: Iterator[Any], depth: int) -> Iterator[Any]:

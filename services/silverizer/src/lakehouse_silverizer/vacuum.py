@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from lakehouse_common.ledger import is_data_object, newest_per_key, version_of
+from lakehouse_common.ledger import LedgerEntry, is_data_object, newest_per_key, version_of
 from lakehouse_common.storage import ObjectInfo
 
 if TYPE_CHECKING:
+    from lakehouse_silverizer.claims import Claim
     from lakehouse_silverizer.runner import Silverizer
 
 log = logging.getLogger(__name__)
@@ -64,8 +65,10 @@ def source_files(silverizer: Silverizer, source: str) -> list[ObjectInfo]:
     return [info for prefix in prefixes for info in silver.list(prefix) if is_data_object(info.key)]
 
 
-def unreferenced(silverizer: Silverizer, source: str) -> Unreferenced:
-    entries = list(silverizer.ledger.entries(source))
+def unreferenced(silverizer: Silverizer, source: str, entries: list[LedgerEntry] | None = None) -> Unreferenced:
+    """The source's files readers do not see; ``entries`` (the source's ledger) when already read."""
+    if entries is None:
+        entries = list(silverizer.ledger.entries(source))
     committed = {key for entry in newest_per_key(entries).values() for key in entry.files()}
     named = {key for entry in entries for key in entry.files()}
     found = Unreferenced()
@@ -77,19 +80,28 @@ def unreferenced(silverizer: Silverizer, source: str) -> Unreferenced:
 
 
 def vacuum(
-    silverizer: Silverizer, source: str, retention: timedelta | None = None, *, now: datetime | None = None
+    silverizer: Silverizer,
+    source: str,
+    retention: timedelta | None = None,
+    *,
+    now: datetime | None = None,
+    found: Unreferenced | None = None,
+    claims: list[tuple[str, Claim | None]] | None = None,
 ) -> VacuumReport:
-    """Delete the source's superseded and orphan silver files older than ``retention``."""
+    """Delete the source's superseded and orphan silver files older than ``retention``.
+
+    ``found`` and ``claims`` (:meth:`Claims.all`) spare the reads when the caller has them.
+    """
     if retention is None:
         retention = timedelta(seconds=silverizer.options.vacuum_retention_s)
     cutoff = (now or datetime.now(tz=UTC)) - retention
     held = {
         claim_key.rsplit("/", 1)[-1].removesuffix(".json")
-        for claim_key, claim in silverizer.claims.all(source)
+        for claim_key, claim in (silverizer.claims.all(source) if claims is None else claims)
         if claim is not None and not claim.expired()
     }
     report = VacuumReport(source)
-    found = unreferenced(silverizer, source)
+    found = found or unreferenced(silverizer, source)
     for info in [*found.superseded, *found.orphans]:
         if version_of(info.key) in held:
             report.claimed += 1
