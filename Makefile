@@ -46,16 +46,9 @@ demo: setup ## Ingest the sample API over HTTP -> bronze -> silver -> gold on th
 AIRFLOW_PORT ?= 8080
 AIRFLOW_PARALLELISM ?= 4
 
-airflow: setup ## Local Airflow 3 (standalone) running dags/ on the local lake; drop files into data/bronze/<source>/
-	@mkdir -p data/bronze .lakehouse/airflow
-	AIRFLOW_HOME=$(CURDIR)/.lakehouse/airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
-	AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__CORE__PARALLELISM=$(AIRFLOW_PARALLELISM) \
-	AIRFLOW__API__PORT=$(AIRFLOW_PORT) AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://localhost:$(AIRFLOW_PORT)/execution/ \
-	AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=30 \
-	AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False \
-	LAKEHOUSE_BACKEND=local LAKEHOUSE_DATA_DIR=$(CURDIR)/data LAKEHOUSE_CONTRACTS_DIR=$(CURDIR)/contracts \
-	LAKEHOUSE_DBT_PROJECT_DIR=$(CURDIR)/dbt LAKEHOUSE_SCRATCH_DIR=$(CURDIR)/.lakehouse \
-	  PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/airflow standalone
+airflow: setup ## Local Airflow 3 (standalone) running dags/ on the local lake (unpaused); drop files into data/bronze/<source>/
+	@# The configuration lives in services/orchestration (lakehouse_orchestration/standalone.py); the tests run the same command.
+	$(BIN)/lakehouse-pipeline airflow --port $(AIRFLOW_PORT) --parallelism $(AIRFLOW_PARALLELISM)
 
 silver: setup ## Process every pending bronze object
 	$(BIN)/lakehouse-silverize run

@@ -12,9 +12,13 @@
 4. When ``LAKEHOUSE_SERVING_DATABASE`` names one (compose: ``lakehouse``), creates that database on the
    metadata database's server, with the metadata connection, if it does not exist yet: the BI
    serving load (``LAKEHOUSE_SERVING_POSTGRES_DSN``) writes its schema there. Empty: skipped.
+5. Unpauses the project's DAGs (``lakehouse-pipeline unpause``: the DAG ids of the DagBag of
+   ``AIRFLOW__CORE__DAGS_FOLDER``, nothing else). A DAG the metadata DB does not hold yet is created
+   unpaused by the dag-processor (``AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False``); one
+   registered paused before (an older set-up, a pause in the UI) is unpaused on every ``up``.
 
 Prints user names and roles, never a password. Exit status 0 when done, 1 on a missing password, a
-failed migration or a failed database creation, 2 on a configuration error. Standard library only,
+failed migration, a failed database creation or a failed unpause, 2 on a configuration error. Standard library only,
 but for step 4, which uses the image's SQLAlchemy and psycopg2 (imported only then).
 """
 
@@ -36,6 +40,7 @@ DATABASE_URL_VARIABLE = "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
 SERVING_DATABASE_VARIABLE = "LAKEHOUSE_SERVING_DATABASE"
 # A plain lower-case Postgres identifier: safe to quote into CREATE DATABASE as it is.
 DATABASE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+DAGS_FOLDER_VARIABLE = "AIRFLOW__CORE__DAGS_FOLDER"
 MIGRATE = ("airflow", "db", "migrate")
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -138,14 +143,20 @@ def create_database(url: str, name: str) -> bool:
         engine.dispose()
 
 
+def unpause_command(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """``lakehouse-pipeline unpause`` on the image's DAG folder (the orchestration package's CLI)."""
+    folder = environ.get(DAGS_FOLDER_VARIABLE, "").strip()
+    return ("lakehouse-pipeline", *(("--dags-folder", folder) if folder else ()), "unpause")
+
+
 def run(
     environ: Mapping[str, str],
-    migrate: Callable[[Sequence[str]], int],
+    execute: Callable[[Sequence[str]], int],
     out: Callable[[str], None] = print,
     create: Callable[[str, str], bool] = create_database,
 ) -> int:
-    """The whole job; ``migrate`` runs a command and returns its exit status, ``create`` creates a
-    database (fakes in the tests)."""
+    """The whole job; ``execute`` runs a command (the migration, the unpause) and returns its exit
+    status, ``create`` creates a database (fakes in the tests)."""
     users = parse_users(environ.get(USERS_VARIABLE, ""))
     passwords = passwords_from(environ, users)
     file_name = environ.get(PASSWORDS_FILE_VARIABLE, "")
@@ -153,7 +164,7 @@ def run(
         raise InitError(f"set {PASSWORDS_FILE_VARIABLE}: the api-server reads the users' passwords there")
     database = serving_database(environ)
     out(f"airflow-init: {' '.join(MIGRATE)}")
-    status = migrate(MIGRATE)
+    status = execute(MIGRATE)
     if status != 0:
         raise InitError(f"{' '.join(MIGRATE)} exited {status}", EXIT_FAILED)
     changed = write_passwords(Path(file_name), passwords)
@@ -168,6 +179,11 @@ def run(
             reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             raise InitError(f"could not create the serving database {database}: {reason}", EXIT_FAILED) from exc
         out(f"airflow-init: serving database {database}: {'created' if created else 'exists'}")
+    unpause = unpause_command(environ)
+    out(f"airflow-init: {' '.join(unpause)}")
+    status = execute(unpause)
+    if status != 0:
+        raise InitError(f"{' '.join(unpause)} exited {status} (do the DAGs import?)", EXIT_FAILED)
     return EXIT_OK
 
 

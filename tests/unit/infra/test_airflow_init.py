@@ -83,7 +83,7 @@ def test_migrates_then_writes_the_passwords_file(tmp_path: Path) -> None:
     migrate, lines = FakeMigrate(), []
     env = environ(tmp_path)
     assert airflow_init.run(env, migrate, lines.append) == 0
-    assert migrate.calls == [("airflow", "db", "migrate")]
+    assert migrate.calls == [("airflow", "db", "migrate"), ("lakehouse-pipeline", "unpause")]
     path = Path(env[airflow_init.PASSWORDS_FILE_VARIABLE])
     assert json.loads(path.read_text()) == {"admin": ADMIN_VALUE, "bridge": BRIDGE_VALUE}
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -122,6 +122,35 @@ def test_a_failed_migration_writes_nothing(tmp_path: Path) -> None:
     assert not Path(env[airflow_init.PASSWORDS_FILE_VARIABLE]).exists()
 
 
+class FailingUnpause(FakeMigrate):
+    """The migration succeeds, the unpause (the second command) exits 1."""
+
+    def __call__(self, command: Sequence[str]) -> int:
+        self.calls.append(tuple(command))
+        return 1 if command[0] == "lakehouse-pipeline" else 0
+
+
+def test_the_project_dags_are_unpaused_last_in_the_image_dag_folder(tmp_path: Path) -> None:
+    migrate = FakeMigrate()
+    env = environ(tmp_path, AIRFLOW__CORE__DAGS_FOLDER="/opt/airflow/dags")
+    assert airflow_init.run(env, migrate, lambda _: None) == 0
+    assert migrate.calls[-1] == ("lakehouse-pipeline", "--dags-folder", "/opt/airflow/dags", "unpause")
+
+
+def test_a_failed_unpause_fails_the_job(tmp_path: Path) -> None:
+    with pytest.raises(airflow_init.InitError, match="unpause exited 1") as raised:
+        airflow_init.run(environ(tmp_path), FailingUnpause(), lambda _: None)
+    assert raised.value.status == airflow_init.EXIT_FAILED
+
+
+def test_the_image_has_the_unpause_command() -> None:
+    """airflow-init runs the orchestration package's CLI, which the image installs."""
+    dockerfile = (ROOT / "infra" / "airflow" / "Dockerfile").read_text(encoding="utf-8")
+    assert "/tmp/build/orchestration" in dockerfile
+    pyproject = (ROOT / "services" / "orchestration" / "pyproject.toml").read_text(encoding="utf-8")
+    assert 'lakehouse-pipeline = "lakehouse_orchestration.cli:main"' in pyproject
+
+
 class FakeCreate:
     def __init__(self, existing: set[str] | None = None, error: Exception | None = None) -> None:
         self.existing = set() if existing is None else existing
@@ -150,9 +179,10 @@ def test_the_serving_database_is_created_once_with_the_metadata_connection(tmp_p
     create, lines = FakeCreate(), []
     assert airflow_init.run(env, FakeMigrate(), lines.append, create) == 0
     assert create.calls == [(METADATA_URL, "lakehouse")]
-    assert lines[-1] == "airflow-init: serving database lakehouse: created"
+    assert "airflow-init: serving database lakehouse: created" in lines
+    lines.clear()
     airflow_init.run(env, FakeMigrate(), lines.append, create)
-    assert lines[-1] == "airflow-init: serving database lakehouse: exists"
+    assert "airflow-init: serving database lakehouse: exists" in lines
     assert not any(ADMIN_VALUE in line for line in lines), "the URL's password is never printed"
 
 

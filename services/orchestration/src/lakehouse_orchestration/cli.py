@@ -1,4 +1,5 @@
-"""``lakehouse-pipeline``: run the DAG chain in process (``run``), or list the DAGs' Assets (``assets``)."""
+"""``lakehouse-pipeline``: run the DAG chain in process (``run``), list the DAGs' Assets (``assets``),
+unpause the project's DAGs (``unpause``), or run Airflow standalone on the local lake (``airflow``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lakehouse_common.exceptions import LakehouseError
+from lakehouse_orchestration.standalone import DEFAULT_PARALLELISM, DEFAULT_PORT
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -18,15 +20,24 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="silver DAGs with pending objects, then gold and its replica, via dag.test()")
     sub.add_parser("assets", help="every Asset the DAGs produce or consume, with its URI")
+    sub.add_parser("unpause", help="unpause the DAGs of --dags-folder in the metadata DB (no other DAG)")
+    airflow = sub.add_parser(
+        "airflow",
+        help="make airflow: unpause the project's DAGs, run airflow standalone on the lake, print where things are",
+    )
+    airflow.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"API and UI port (default {DEFAULT_PORT})")
+    airflow.add_argument(
+        "--parallelism", type=int, default=DEFAULT_PARALLELISM, help=f"task slots (default {DEFAULT_PARALLELISM})"
+    )
     return parser
 
 
 def _airflow_env(dags_folder: Path) -> None:
     """Point Airflow at the project's DAGs and a metadata DB under the scratch dir, unless already set."""
     from lakehouse_common.settings import get_settings
+    from lakehouse_orchestration.standalone import airflow_home
 
-    home = get_settings().scratch_dir.resolve() / "airflow"
-    os.environ.setdefault("AIRFLOW_HOME", str(home))
+    os.environ.setdefault("AIRFLOW_HOME", str(airflow_home(get_settings())))
     os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(dags_folder.resolve()))
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
@@ -43,6 +54,14 @@ def _run(dags_folder: Path) -> int:
         print("nothing pending in bronze and gold is published: no DAG had work")
     for dag_id, state, seconds in report.runs:
         print(f"DAG {dag_id:<28} {state:<8} {seconds:6.1f}s")
+    return 0
+
+
+def _unpause(dags_folder: Path) -> int:
+    from lakehouse_orchestration.standalone import unpause_project_dags
+
+    dag_ids, unpaused = unpause_project_dags(dags_folder)
+    print(f"{len(dag_ids)} project DAGs; unpaused now: {', '.join(unpaused) or 'none (none was paused)'}")
     return 0
 
 
@@ -65,9 +84,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
+        if args.command == "airflow":
+            from lakehouse_common.settings import get_settings
+            from lakehouse_orchestration import standalone
+
+            return standalone.run(get_settings(), args.dags_folder, port=args.port, parallelism=args.parallelism)
         _airflow_env(args.dags_folder)
         if args.command == "run":
             return _run(args.dags_folder)
+        if args.command == "unpause":
+            return _unpause(args.dags_folder)
         return _assets()
     except LakehouseError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -112,6 +112,42 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def running(pid: int) -> bool:
+    """``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            return handle.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def stop_process_tree(roots: Iterable[int], timeout_s: float = 10.0) -> None:
+    """End ``roots``, their process groups and every descendant (task processes that made groups of
+    their own included): SIGTERM, then SIGKILL for whatever still runs after ``timeout_s``.
+
+    The caller's own process group is never signalled as a group. Reap the roots afterwards
+    (``Popen.wait``); zombies do not count as running here.
+    """
+    own_group = os.getpgid(0)
+    pids: set[int] = set()
+    for root in roots:
+        pids.update([root, *descendants(root)])
+    groups: set[int] = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            groups.add(os.getpgid(pid))
+    groups.discard(own_group)
+    AirflowStack._signal(groups, pids, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and any(running(pid) for pid in pids):
+        time.sleep(0.2)
+    for pid in list(pids):  # children forked meanwhile go too
+        pids.update(descendants(pid))
+    if any(running(pid) for pid in pids):
+        log.info("processes still running %.0f s after SIGTERM: SIGKILL", timeout_s)
+        AirflowStack._signal(groups, {pid for pid in pids if running(pid)}, signal.SIGKILL)
+
+
 @dataclass
 class _Component:
     name: str
