@@ -21,8 +21,8 @@ $(STAMP): requirements/constraints.txt requirements/dev.txt services/*/pyproject
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c requirements/constraints.txt -r requirements/dev.txt $(PACKAGES)
-	@# DuckDB's httpfs comes from a PyPI wheel; copy it where DuckDB loads extensions (no download).
-	$(PY) -c 'import duckdb_extensions; [duckdb_extensions.import_extension(e) for e in ("httpfs", "aws")]'
+	@# DuckDB's httpfs, aws and delta extensions come from PyPI wheels; copy it where DuckDB loads extensions (no download).
+	$(PY) -c 'import duckdb_extensions; [duckdb_extensions.import_extension(e) for e in ("httpfs", "aws", "delta")]'
 	@touch $(STAMP)
 
 setup: $(STAMP) ## Create .venv with pinned dependencies (only when missing or changed)

@@ -439,6 +439,9 @@ class LocalFilesSpec(_Strict):
 IngestSpec = Annotated[RestJsonSpec | HttpFileSpec | LocalFilesSpec, Field(discriminator="kind")]
 
 
+WriteMode = Literal["merge", "append"]
+
+
 class Contract(_Strict):
     name: str
     version: int = 1
@@ -447,6 +450,16 @@ class Contract(_Strict):
     format: FormatSpec
     columns: tuple[Column, ...]
     primary_key: tuple[str, ...] = ()
+    mode: WriteMode | None = Field(
+        default=None,
+        description="How silver takes new rows: merge (one row per primary key, the newest wins) or "
+        "append. Default: merge when there is a primary key, append otherwise.",
+    )
+    order_by: tuple[str, ...] = Field(
+        default=(),
+        description="merge: the columns that say which row of a key is the newest (e.g. updated_at), "
+        "compared in order; ties go to the latest ingested bronze object.",
+    )
     partition: Partition | None = None
     expectations: tuple[Expectation, ...] = ()
     children: tuple[ChildTable, ...] = ()
@@ -476,6 +489,7 @@ class Contract(_Strict):
         for key in self.primary_key:
             if key not in known:
                 raise ValueError(f"primary key column {key!r} is not a column; valid columns: {', '.join(names)}")
+        self._check_mode(known)
         if self.partition is not None:
             part = self.column(self.partition.column)
             if part is None:
@@ -494,6 +508,31 @@ class Contract(_Strict):
                     raise ValueError(f"child {child.name!r}: parent column {parent_column!r} is not a column")
         self._check_ingest()
         return self
+
+    def _check_mode(self, known: set[str]) -> None:
+        if self.mode == "merge" and not self.primary_key:
+            raise ValueError("mode merge needs a primary_key (the rows to merge on); use mode append without one")
+        if self.order_by and self.write_mode != "merge":
+            raise ValueError("order_by says which row of a key is the newest: it needs mode merge and a primary_key")
+        for name in self.order_by:
+            column = self.column(name)
+            if column is None:
+                raise ValueError(f"order_by column {name!r} is not a column; valid columns: {', '.join(sorted(known))}")
+            if column.type == "list<string>":
+                raise ValueError(f"order_by column {name!r} is a list; order by a date, timestamp, number or string")
+        if self.write_mode == "merge":
+            for child in self.children:
+                missing = [k for k in self.primary_key if k not in child.parent_columns]
+                if missing:
+                    raise ValueError(
+                        f"child {child.name!r}: parent_columns must include the primary key "
+                        f"({', '.join(missing)} missing): a child's rows are replaced with their parent's"
+                    )
+
+    @property
+    def write_mode(self) -> WriteMode:
+        """``mode``, or its default: merge with a primary key, append without."""
+        return self.mode or ("merge" if self.primary_key else "append")
 
     def _check_ingest(self) -> None:
         spec = self.ingest

@@ -90,6 +90,17 @@ class LayerStore(ABC):
     def uri(self, key: str = "") -> str:
         """``key`` as DuckDB and dbt address it (absolute path or ``s3://bucket/key``)."""
 
+    def table_uri(self, name: str) -> str:
+        """Where the Delta table ``name`` of this layer lives, as ``deltalake`` and DuckDB's
+        ``delta_scan`` address it."""
+        check_key(self.layer, name)
+        return self.uri(name)
+
+    @property
+    def delta_options(self) -> dict[str, str]:
+        """``storage_options`` that tell ``deltalake`` how to reach this layer (none locally)."""
+        return {}
+
     # -- reading -----------------------------------------------------------------------------
     @abstractmethod
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
@@ -314,12 +325,25 @@ class LocalLayerStore(LayerStore):
 class S3LayerStore(LayerStore):
     """A layer stored in one bucket of an S3-compatible endpoint."""
 
-    def __init__(self, layer: str, bucket: str, client: S3Client, fs: pafs.S3FileSystem, spool_dir: Path) -> None:
+    def __init__(
+        self,
+        layer: str,
+        bucket: str,
+        client: S3Client,
+        fs: pafs.S3FileSystem,
+        spool_dir: Path,
+        delta_options: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(layer)
         self.bucket = bucket
         self.client = client
         self._fs = fs
         self.spool_dir = spool_dir
+        self._delta_options = dict(delta_options or {})
+
+    @property
+    def delta_options(self) -> dict[str, str]:
+        return dict(self._delta_options)
 
     def _error(self, action: str, key: str | None, exc: Exception) -> StorageError:
         """A :class:`StorageError` that names the bucket, the key, the endpoint and the S3 answer."""
@@ -571,8 +595,9 @@ class Lake:
             fs_kwargs["force_virtual_addressing"] = not settings.s3_path_style
             s3fs = pafs.S3FileSystem(**fs_kwargs)
             spool = settings.scratch_dir.resolve() / "spool"
+            delta = delta_storage_options(settings)
             for layer in LAYERS:
-                self._layers[layer] = S3LayerStore(layer, settings.bucket(layer), self.s3, s3fs, spool)
+                self._layers[layer] = S3LayerStore(layer, settings.bucket(layer), self.s3, s3fs, spool, delta)
         else:
             for layer in LAYERS:
                 self._layers[layer] = LocalLayerStore(layer, settings.data_dir / layer)
@@ -611,6 +636,32 @@ class Lake:
                         f"bucket {store.bucket!r} ({store.layer} layer) is not reachable at "
                         f"{self.settings.s3_endpoint_url or 'AWS S3'}: {exc}"
                     ) from exc
+
+
+def delta_storage_options(settings: Settings) -> dict[str, str]:
+    """How ``deltalake`` (delta-rs) reaches the S3 layers: the same endpoint, credentials and
+    retries as boto3 and pyarrow.
+
+    Commits are made safe by S3's conditional writes (``If-None-Match: *`` on the next log
+    entry), which AWS S3 and MinIO both support: ``conditional_put=etag``, no DynamoDB lock.
+    Without keys, delta-rs uses the default AWS credential chain (environment, profile, instance role).
+    """
+    options = {
+        "AWS_REGION": settings.s3_region,
+        "conditional_put": "etag",
+        "AWS_VIRTUAL_HOSTED_STYLE_REQUEST": "false" if settings.s3_path_style else "true",
+        "timeout": f"{int(settings.s3_read_timeout_s)}s",
+        "connect_timeout": f"{int(settings.s3_connect_timeout_s)}s",
+        "max_retries": str(settings.s3_max_attempts - 1),
+    }
+    if settings.s3_access_key_id and settings.s3_secret_access_key:
+        options["AWS_ACCESS_KEY_ID"] = settings.s3_access_key_id.get_secret_value()
+        options["AWS_SECRET_ACCESS_KEY"] = settings.s3_secret_access_key.get_secret_value()
+    if settings.s3_endpoint_url:
+        options["AWS_ENDPOINT_URL"] = settings.s3_endpoint_url.rstrip("/")
+        if settings.s3_endpoint_url.startswith("http://"):
+            options["AWS_ALLOW_HTTP"] = "true"
+    return options
 
 
 _EMPTY_OR_DOT = re.compile(r"(^|/)(\.{1,2})?(/|$)")

@@ -71,3 +71,26 @@ class ObjectSupersededError(ObjectNotPendingError):
             "the processed version is not committed; the current one is pending"
         )
         self.key = key
+
+
+class CommitConflictError(SilverizerError):
+    """Other writers kept committing to a silver table first, for every attempt."""
+
+    def __init__(self, what: str, attempts: int, detail: str) -> None:
+        super().__init__(
+            f"{what}: another writer committed first {attempts} times in a row ({detail}); nothing of this "
+            "batch is lost: its objects stay pending, run again (or lower the number of concurrent runs)"
+        )
+
+
+class SchemaConflictError(SilverizerError):
+    """A silver table already holds a column with another type than the contract's."""
+
+    def __init__(self, table: str, column: str, have: str, want: str) -> None:
+        super().__init__(
+            f"silver table {table}: column {column} is {have} in the Delta table but {want} in the contract; "
+            "a column's type cannot change in place: give the column a new name in the contract, or move "
+            "the table away and reprocess the source"
+        )
+        self.table = table
+        self.column = column

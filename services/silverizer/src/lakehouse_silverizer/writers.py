@@ -16,7 +16,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -29,6 +29,7 @@ from lakehouse_common.storage import LayerStore
 from lakehouse_silverizer.readers import RowError
 
 NULL_PARTITION = "__null__"
+MAX_STAT_CHARS = 32  # longer strings get no min/max (a truncated max would make readers skip wrongly)
 _FORMATS = {"year": "%Y", "month": "%Y-%m", "day": "%Y-%m-%d"}
 
 
@@ -151,6 +152,68 @@ def encoding_options(table: pa.Table) -> tuple[list[str], list[str]]:
     return chosen, chosen
 
 
+@dataclass(frozen=True)
+class StagedFile:
+    """A Parquet file written into a table's directory, not yet named by the Delta log."""
+
+    path: str  # relative to the table's root, as the log names it
+    partition: str | None  # the partition column's value (None: null, or an unpartitioned table)
+    size: int
+    rows: int
+    stats: str  # Delta's per-file statistics (JSON)
+
+
+def stats_json(metadata: pq.FileMetaData, schema: pa.Schema) -> str:
+    """Delta's ``stats`` of one Parquet file from its footer: row count, nulls, and min/max where
+    they are exact (numbers, dates, timestamps, short strings), so engines can skip the file."""
+    rows = metadata.num_rows
+    nulls: dict[str, int] = {}
+    lows: dict[str, Any] = {}
+    highs: dict[str, Any] = {}
+    names = metadata.schema.names
+    for name in schema.names:
+        if name not in names:
+            continue
+        index = names.index(name)
+        kind = schema.field(name).type
+        if pa.types.is_nested(kind):
+            continue
+        null_count = 0
+        low: Any = None
+        high: Any = None
+        exact = True
+        for group in range(metadata.num_row_groups):
+            stats = metadata.row_group(group).column(index).statistics
+            if stats is None or not stats.has_null_count:
+                exact = False
+                break
+            null_count += stats.null_count
+            if stats.has_min_max:
+                low = stats.min if low is None else min(low, stats.min)
+                high = stats.max if high is None else max(high, stats.max)
+        if not exact:
+            continue
+        nulls[name] = null_count
+        if low is None or high is None:
+            continue
+        if isinstance(low, str) and (len(low) > MAX_STAT_CHARS or len(high) > MAX_STAT_CHARS):
+            continue
+        if isinstance(low, bytes):
+            continue
+        lows[name], highs[name] = _stat_value(low), _stat_value(high)
+    return json.dumps(
+        {"numRecords": rows, "minValues": lows, "maxValues": highs, "nullCount": nulls}, separators=(",", ":")
+    )
+
+
+def _stat_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
 class PartitionedParquetWriter:
     """Writes one silver table's rows of one bronze object, split by partition value."""
 
@@ -177,6 +240,7 @@ class PartitionedParquetWriter:
         self.max_buffered_bytes = max_buffered_bytes
         self._stack = contextlib.ExitStack()
         self._writers: dict[str, pq.ParquetWriter] = {}
+        self._sinks: dict[str, BinaryIO] = {}
         self._buffers: dict[str, list[pa.Table]] = {}
         self._buffered: dict[str, int] = {}
         self._bytes: dict[str, int] = {}
@@ -185,6 +249,7 @@ class PartitionedParquetWriter:
         self._touched: dict[str, int] = {}
         self.outputs: list[str] = []
         self.published: list[str] = []
+        self.staged: list[StagedFile] = []  # what close() wrote, for the Delta commit
         self.rows = 0
 
     def key_for(self, value: str | None) -> str:
@@ -243,6 +308,7 @@ class PartitionedParquetWriter:
                 write_statistics=statistics,
             )
             self._writers[value] = writer
+            self._sinks[value] = sink
             self.outputs.append(key)
         writer.write_table(data, row_group_size=self.row_group_rows)
 
@@ -256,9 +322,21 @@ class PartitionedParquetWriter:
         """Flush, close and publish every partition file; returns their keys."""
         for value in list(self._buffers):
             self._flush(value)
-        for writer in self._writers.values():
+        staged = []
+        for value, writer in self._writers.items():
             writer.close()
+            metadata = writer.writer.metadata
+            staged.append(
+                StagedFile(
+                    path=self.key_for(value or None).removeprefix(f"{self.table_name}/"),
+                    partition=None if not value or value == NULL_PARTITION else value,
+                    size=self._sinks[value].tell(),  # the whole file: the footer is written
+                    rows=metadata.num_rows,
+                    stats=stats_json(metadata, self.schema),
+                )
+            )
         self._stack.close()
+        self.staged = sorted(staged, key=lambda f: f.path)
         return sorted(self.outputs)
 
     def abort(self) -> None:
