@@ -12,7 +12,7 @@ BENCH_SIZES ?= 200MB,2GB
 BENCH_ARGS ?= --max-rss-mb 12000
 LATENCY_DROPS ?= 10
 
-.PHONY: help setup up demo airflow silver gold replicate test unit integration check lint typecheck bench bench-latency constraints clean clean-lake
+.PHONY: help setup up demo airflow silver gold replicate test unit integration check lint typecheck bench bench-latency bench-incremental constraints clean clean-lake
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -89,6 +89,9 @@ bench: setup ## Throughput (silverizer vs DuckDB COPY vs pandas, ~200 MB and ~2 
 
 bench-latency: setup ## Latency through a real Airflow + bridge: file drop -> silver, -> gold replicated (p50/p95)
 	$(PY) -m bench.latency --drops $(LATENCY_DROPS)
+
+bench-incremental: setup ## Incremental cost at M = 200, 2,000, 20,000 objects, local and moto (BENCH_INCREMENTAL_MAX_M caps M)
+	$(PY) -m bench.incremental $(BENCH_INCREMENTAL_ARGS)
 
 constraints: setup ## Re-pin requirements/constraints.txt from the current .venv
 	@{ echo "# Pinned versions of every package the project installs (pip install -c requirements/constraints.txt ...)."; \

@@ -12,8 +12,10 @@ one file at a time (each drop waits until the previous chain has settled):
   deferrable landing sensor (poke interval ``--poke-interval``) finds it.
 
 A drop's clock starts right before its PUT. *Silver committed* is the first poll (every 0.2 s)
-that finds the object's ledger entry; *gold replicated* the first that finds a new run id in the
-replica's ``_manifest.json``. p50 is the median and p95 is interpolated between the closest ranks
+at which the object version is no longer pending: silver's ``_load_history`` Delta table holds its
+app transaction (``lakehouse_common.tables.pending(silver, source, [object]) == []``, one log read);
+*gold replicated* the first that finds a new run id in the replica's ``_manifest.json``. p50 is
+the median and p95 is interpolated between the closest ranks
 (``statistics.quantiles(method="inclusive")``). The rows are printed and merged into
 ``bench/results.json`` (rows of other cases, such as the throughput bench's, are kept).
 """
@@ -32,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lakehouse_common import tables
+from lakehouse_common.storage import ObjectInfo
 from lakehouse_orchestration.stack import AirflowStack, AirflowStackError, project_dag_ids
 from lakehouse_orchestration.testbed import (
     BridgeProcess,
@@ -133,16 +137,23 @@ def print_table(rows: Sequence[LatencyRow]) -> None:
 # -- the run --------------------------------------------------------------------------------------
 
 
+def bronze_info(lake: S3Lake, key: str, etag: str) -> ObjectInfo:
+    """The bronze object version just put, as the silverizer lists it (size, ETag, modification time)."""
+    head = lake.client.head_object(Bucket=lake.bronze, Key=key)
+    return ObjectInfo(key, int(head["ContentLength"]), etag, head["LastModified"])
+
+
 def measure(stack: AirflowStack, lake: S3Lake, page: BronzeObject, path: str, announce: Callable[[], None]) -> Drop:
-    """Drop one page and time it until its ledger entry and a new replica manifest exist."""
+    """Drop one page and time it until its load-history transaction and a new replica manifest exist."""
     run_id_before = lake.replica_run_id()
     started = time.monotonic()
     etag = lake.put(page.key, page.data)
     announce()
+    info = bronze_info(lake, page.key, etag)
     to_silver: float | None = None
     while True:
         now = time.monotonic() - started
-        if to_silver is None and lake.ledger_entry(SOURCE, page.key, etag) is not None:
+        if to_silver is None and not tables.pending(lake.silver_store, SOURCE, [info]):
             to_silver = now
         if to_silver is not None and lake.replica_run_id() != run_id_before:
             drop = Drop(path, page.key, round(to_silver, 3), round(now, 3))

@@ -27,7 +27,9 @@ The three methods:
     ``python -m lakehouse_silverizer run <source> --key <key>`` (``--silverizer-mode cli``).
     Environment: ``LAKEHOUSE_BACKEND=local``, ``LAKEHOUSE_DATA_DIR=<scratch lake>``,
     ``LAKEHOUSE_CONTRACTS_DIR=bench/contracts``; ``LAKEHOUSE_SILVERIZER_*`` tuning passes through.
-    The load must end ``loaded`` in the ledger, or the run counts as failed.
+    The load must end ``loaded`` in silver's load history (the Delta table ``_load_history``:
+    the ``LoadRecord`` the API returns, or ``lakehouse-silverize history --json``), or the run
+    counts as failed.
 """
 
 from __future__ import annotations
@@ -229,13 +231,15 @@ def silverizer_env(lake: Path) -> dict[str, str]:
     }
 
 
-def _ledger_report(entry: dict[str, Any]) -> dict[str, Any]:
-    if entry.get("status") != "loaded":
-        raise BenchMethodError(f"the silverizer left {entry.get('key')} {entry.get('status')}: {entry.get('reason')}")
+def _history_report(row: dict[str, Any]) -> dict[str, Any]:
+    """The counts of one load-history row (a ``LoadRecord`` as a dict, or a ``history --json`` row)."""
+    if row.get("status") != "loaded":
+        key = row.get("key", row.get("bronze_key"))
+        raise BenchMethodError(f"the silverizer left {key} {row.get('status')}: {row.get('reason')}")
     return {
-        "rows_in": entry.get("rows_in"),
-        "rows_out": entry.get("rows_out"),
-        "rows_quarantined": entry.get("rows_quarantined"),
+        "rows_in": row.get("rows_in"),
+        "rows_out": row.get("rows_out"),
+        "rows_quarantined": row.get("rows_quarantined"),
     }
 
 
@@ -251,15 +255,15 @@ def run_silverizer(fmt: str, source: Path, lake: Path, mode: str) -> dict[str, A
             raise BenchMethodError(
                 f"{' '.join(command)} exited {done.returncode}: {(done.stderr or done.stdout).strip()[-2000:]}"
             )
-        ledger = subprocess.run(
-            [sys.executable, "-m", "lakehouse_silverizer", "ledger", name, "--json"],
+        history = subprocess.run(
+            [sys.executable, "-m", "lakehouse_silverizer", "history", name, "--json", "--limit", "0"],
             env=env, cwd=REPO_DIR, capture_output=True, text=True, check=False,
         )  # fmt: skip
-        entries = [json.loads(line) for line in ledger.stdout.splitlines() if line.startswith("{")]
-        entry = next((e for e in entries if e.get("key") == key), None)
-        if entry is None:
-            raise BenchMethodError(f"no ledger entry for {key} after the run: {ledger.stderr.strip()[-2000:]}")
-        return {**_ledger_report(entry), "seconds": seconds, "timing": "process"}
+        rows = [json.loads(line) for line in history.stdout.splitlines() if line.startswith("{")]
+        row = next((r for r in reversed(rows) if r.get("bronze_key") == key), None)
+        if row is None:
+            raise BenchMethodError(f"no load-history row for {key} after the run: {history.stderr.strip()[-2000:]}")
+        return {**_history_report(row), "seconds": seconds, "timing": "process"}
     if mode == "api":
         os.environ.update(env)
         from lakehouse_common.contracts import ContractRegistry  # noqa: PLC0415 - only the api mode needs them
@@ -270,9 +274,9 @@ def run_silverizer(fmt: str, source: Path, lake: Path, mode: str) -> dict[str, A
         settings = get_settings()
         silverizer = Silverizer(settings, ContractRegistry.from_dir(settings.contracts_dir), get_silverizer_settings())
         started = time.perf_counter()
-        entry = silverizer.run_key(name, key)
+        record = silverizer.run_key(name, key)
         seconds = time.perf_counter() - started
-        return {**_ledger_report(dataclasses.asdict(entry)), "seconds": seconds, "timing": "in-process"}
+        return {**_history_report(dataclasses.asdict(record)), "seconds": seconds, "timing": "in-process"}
     raise BenchMethodError(f"unknown silverizer mode {mode!r}; valid modes: cli, api")
 
 

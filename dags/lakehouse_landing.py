@@ -1,4 +1,4 @@
-"""Landing: per source, wait for bronze objects the ledger has not seen, then mark bronze updated.
+"""Landing: per source, wait for bronze objects silver has not taken yet, then mark bronze updated.
 
 Runs continuously (one run at a time). ``wait_for_new_objects`` is a deferrable S3KeySensor on
 the source's bronze prefix (a file sensor on the local lake); its outlet is the source's bronze

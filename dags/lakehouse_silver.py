@@ -1,10 +1,11 @@
-"""Silver: per source, scheduled on its bronze Asset; one mapped silverizer task per pending object.
+"""Silver: per source, scheduled on its bronze Asset; one mapped silverizer task per batch of pending objects.
 
-What runs is decided by the ledger, not by the event: a duplicate, late or collapsed Asset event
-finds nothing (or everything) pending and processes each object once. ``commit`` updates the
-source's silver Asset(s) with the objects and rows in its event's extra, and only when
-something was processed. ``vacuum`` then deletes the silver files readers no longer see, once
-past the retention.
+What runs is decided by silver's load history, not by the event: an object version is pending
+until ``silver/_load_history`` holds its Delta app transaction, so a duplicate, late or collapsed
+Asset event finds nothing (or everything) pending and processes each object once. ``commit``
+updates the source's silver Asset(s) with the objects and rows in its event's extra, and only
+when something was processed. Compaction, vacuum and checkpoints of the Delta tables are the
+``silver_maintenance`` DAG's (dags/lakehouse_maintenance.py).
 """
 
 from __future__ import annotations
@@ -33,28 +34,25 @@ def silver_dag(source: registry.SourceSpec) -> DAG:
     )
     def silver() -> None:
         @task
-        def list_pending() -> list[str]:
-            return tasks.pending_keys(source.name)
+        def list_pending() -> list[list[str]]:
+            return tasks.pending_batches(source.name)
 
         @task(execution_timeout=timedelta(seconds=orchestration.silver_timeout_s), multiple_outputs=False)
-        def silverize(key: str) -> dict[str, Any]:
-            return tasks.silverize_object(source.name, key)
+        def silverize(keys: list[str]) -> list[dict[str, Any]]:
+            return tasks.silverize_batch(source.name, keys)
 
         @task(outlets=outlets, trigger_rule=TriggerRule.ALL_DONE, multiple_outputs=False)
-        def commit(results: list[dict[str, Any] | None], **context: Any) -> dict[str, Any]:
+        def commit(batches: list[list[dict[str, Any]] | None], **context: Any) -> dict[str, Any]:
             # Index rather than iterate: iterating the lazy XCom sequence probes one past its end.
-            extra = tasks.summarize_silver(source.name, [results[i] for i in range(len(results))])
+            results = [r for i in range(len(batches)) for r in (batches[i] or [])]
+            extra = tasks.summarize_silver(source.name, results)
             if not extra["objects"]:
                 raise AirflowSkipException(f"{source.name}: nothing new was processed; silver is unchanged")
             for asset in outlets:
                 context["outlet_events"][asset].extra = extra
             return extra
 
-        @task(trigger_rule=TriggerRule.NONE_FAILED, multiple_outputs=False)
-        def vacuum() -> dict[str, Any]:
-            return tasks.vacuum_silver(source.name)
-
-        commit(silverize.expand(key=list_pending())) >> vacuum()  # type: ignore[arg-type]  # TaskFlow passes XComArgs
+        commit(silverize.expand(keys=list_pending()))  # type: ignore[arg-type]  # TaskFlow passes XComArgs
 
     return silver()
 

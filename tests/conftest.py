@@ -20,5 +20,10 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
+# Each test's buckets have new names, so a DAG's Asset URIs change from test to test and its
+# serialized version is rewritten in place; the in-process DAG cache serves a cached version
+# without re-checking it for this many seconds (30 by default), which would run the previous
+# test's Asset URIs. A deployment's bucket names do not change.
+os.environ["AIRFLOW__CORE__MIN_SERIALIZED_DAG_UPDATE_INTERVAL"] = "0"
 for _name in [n for n in os.environ if n.startswith("AIRFLOW_CONN_")]:
     del os.environ[_name]

@@ -5,11 +5,11 @@
 with
 
 vacancies as (
-    select * from {{ ref('int_vacancies__latest') }}
+    select * from {{ ref('stg_vacancies') }}
 ),
 
 rates as (
-    select * from {{ ref('int_currency_rates__latest') }}
+    select * from {{ ref('stg_currency_rates') }}
 ),
 
 salary_points as (

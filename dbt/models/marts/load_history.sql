@@ -21,6 +21,9 @@ select
     bronze_size_bytes,
     bronze_modified_at,
     contract_version,
-    {{ ledger_newest('source_name', 'bronze_key', 'bronze_modified_at', 'finished_at') }} as is_current
+    coalesce(status != 'failed' and row_number() over (
+        partition by source_name, bronze_key, status = 'failed'
+        order by bronze_modified_at desc nulls last, finished_at desc
+    ) = 1, false) as is_current
 from loads
 order by finished_at, source_name, bronze_key

@@ -2,11 +2,12 @@
 with
 
 skills as (
-    select * from {{ ref('int_vacancy_skills__latest') }}
+    select * from {{ ref('stg_vacancy_skills') }}
+    where skill_name is not null
 ),
 
 details as (
-    select * from {{ ref('int_vacancy_details__latest') }}
+    select * from {{ ref('stg_vacancy_details') }}
 ),
 
 month_totals as (

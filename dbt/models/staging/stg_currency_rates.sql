@@ -1,4 +1,4 @@
--- One row per (date, currency) per bronze file: silver currency_rates, renamed and cast.
+-- One row per (date, currency): silver currency_rates, renamed and cast.
 select
     cast(rate_date as date) as rate_date,
     cast(currency as varchar) as currency_code,

@@ -1,4 +1,4 @@
--- One row per vacancy per bronze file: silver vacancies, renamed and cast.
+-- One row per vacancy (its newest version): silver vacancies, renamed and cast.
 select
     cast(vacancy_id as varchar) as vacancy_id,
     cast(vacancy_name as varchar) as vacancy_name,
@@ -15,6 +15,8 @@ select
     cast(professional_role_ids as varchar[]) as professional_role_ids,
     cast(professional_role_names as varchar[]) as professional_role_names,
     cast(published_at as timestamptz) as published_at,
+    -- First day of the publication month, in the profile's time zone (UTC by default).
+    cast(date_trunc('month', cast(published_at as timestamptz)) as date) as published_month,
     cast(_bronze_key as varchar) as bronze_key,
     cast(_bronze_row as bigint) as bronze_row,
     cast(_ingested_at as timestamptz) as ingested_at

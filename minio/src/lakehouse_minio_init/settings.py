@@ -21,9 +21,10 @@ from lakehouse_minio_init.exceptions import InitSettingsError
 
 ROLES = ("ingestor", "pipeline", "reader", "metrics")
 """One MinIO user per role; each gets the policy ``minio/policies/<role>.json``. The pipeline user is
-what Airflow's tasks (silverizer, dbt) use; the metrics user is the pipeline exporter's (read-only:
-listings of every layer, the ledger, the gold manifest). The event bridge has no role: it needs no
-MinIO identity."""
+what Airflow's tasks (silverizer, dbt, silver maintenance) use; the reader reads gold
+only; the metrics user is the pipeline exporter's (read-only: listings of
+every layer, silver's load history and Delta logs, the gold manifest). The event bridge has no role:
+it needs no MinIO identity."""
 
 BUCKET_NAME = re.compile(r"(?!xn--)(?!.*-s3alias$)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 WEBHOOK_TARGET = "bridge"

@@ -59,14 +59,14 @@ def test_file_announced_by_the_bridge_reaches_the_replica(
     assert answer["posted"] == 1, answer
     assert answer["records"][0]["asset"] == f"bronze/{SOURCE}"
 
-    entry = stack.wait_for(lambda: lake.ledger_entry(SOURCE, page.key, etag), CHAIN_TIMEOUT_S, "the ledger entry")
+    entry = stack.wait_for(lambda: lake.history_entry(SOURCE, page.key, etag), CHAIN_TIMEOUT_S, "the load-history row")
     assert entry is not None and entry.status == "loaded"
     assert entry.rows_out > 0
     run_id = stack.wait_for(lake.replica_run_id, CHAIN_TIMEOUT_S, "the replica's _manifest.json")
     replica = lake.replica_keys()
     assert {k.rsplit("/", 1)[-1] for k in replica} >= {"_manifest.json", "vacancies_by_region_month.parquet"}
 
-    # The bronze Asset event came from the bridge, and silver's event carries the ledger's figures.
+    # The bronze Asset event came from the bridge, and silver's event carries the load history's figures.
     bronze_events = stack.asset_events(f"bronze/{SOURCE}")
     assert [e["extra"].get("via") for e in bronze_events] == ["minio-bridge"], bronze_events
     assert bronze_events[0]["extra"]["key"] == page.key
@@ -120,7 +120,7 @@ def test_the_same_file_dropped_again_adds_no_silver_rows(
     copy_key = f"{SOURCE}/{ingest_date}/copy-of-{name}"
     etag = lake.put(copy_key, page.data)
     assert bridge.announce(lake, copy_key, page.data)["posted"] == 1
-    entry = stack.wait_for(lambda: lake.ledger_entry(SOURCE, copy_key, etag), CHAIN_TIMEOUT_S, "the copy's entry")
+    entry = stack.wait_for(lambda: lake.history_entry(SOURCE, copy_key, etag), CHAIN_TIMEOUT_S, "the copy's entry")
     assert entry is not None
     # S3's ETag of a single-part upload is the MD5 of the bytes: the copy is a recorded duplicate.
     assert entry.status == "duplicate", entry
@@ -140,7 +140,7 @@ def test_file_put_without_an_event_is_found_by_the_sensor(
     page = held_back[1]
 
     etag = lake.put(page.key, page.data)
-    entry = stack.wait_for(lambda: lake.ledger_entry(SOURCE, page.key, etag), CHAIN_TIMEOUT_S, "the ledger entry")
+    entry = stack.wait_for(lambda: lake.history_entry(SOURCE, page.key, etag), CHAIN_TIMEOUT_S, "the load-history row")
     assert entry is not None and entry.status == "loaded" and entry.rows_out > 0
     stack.wait_for(lambda: lake.replica_run_id() != run_id_before, CHAIN_TIMEOUT_S, "gold replicated")
 

@@ -4,7 +4,7 @@
   is deferred; a file then dropped without an event is still found, announced once and loaded once;
 - row 12: N bronze events arrive (through the real bridge) while a silver run is in progress:
   with ``max_active_runs=1`` they collapse into at most N runs, every object gets exactly one
-  ledger entry, is listed in exactly one silver Asset event, and nothing is left pending.
+  load-history row, is listed in exactly one silver Asset event, and nothing is left pending.
 
 A moto server stands in for MinIO and AWS, as in test_e2e_stack.py. The tests share one stack
 (start-up is paid once) and run in file order.
@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 
-from lakehouse_common.ledger import Ledger, is_data_object
 from lakehouse_orchestration.stack import AirflowStack
 from lakehouse_orchestration.testbed import BridgeProcess, BronzeObject, S3Lake, landing_parked, settled
 
@@ -70,14 +69,6 @@ def task_state(stack: AirflowStack, dag_id: str, run_id: str, task_id: str) -> s
     return None
 
 
-def pending(lake: S3Lake, source: str) -> list[str]:
-    """Bronze keys of ``source`` with no ledger entry for their current ETag."""
-    pages = lake.client.get_paginator("list_objects_v2").paginate(Bucket=lake.bronze, Prefix=f"{source}/")
-    objects = [(o["Key"], str(o["ETag"]).strip('"')) for page in pages for o in page.get("Contents", [])]
-    recorded = {Ledger.entry_key(source, e.key, e.etag) for e in lake.ledger_entries(source)}
-    return sorted(k for k, etag in objects if is_data_object(k) and Ledger.entry_key(source, k, etag) not in recorded)
-
-
 def keys_in_events(events: list[dict[str, Any]]) -> Counter[str]:
     return Counter(key for event in events for key in event["extra"].get("keys", []))
 
@@ -90,14 +81,14 @@ def test_triggerer_restart_while_the_sensor_is_deferred(
         if source != SOURCE:
             stack.set_paused(f"landing__{source}", True)
     run_id = stack.wait_for(lambda: deferred_sensor_run(stack, SOURCE), 90, "the landing sensor to defer")
-    assert pending(lake, SOURCE) == []
+    assert lake.pending(SOURCE) == []
 
     stack.restart("triggerer")
     assert task_state(stack, f"landing__{SOURCE}", run_id, "wait_for_new_objects") == "deferred"
     page = held_back[0]
     etag = lake.put(page.key, page.data)  # no event: only the sensor can find it
 
-    entry = stack.wait_for(lambda: lake.ledger_entry(SOURCE, page.key, etag), CHAIN_TIMEOUT_S, "the ledger entry")
+    entry = stack.wait_for(lambda: lake.history_entry(SOURCE, page.key, etag), CHAIN_TIMEOUT_S, "the load-history row")
     assert entry is not None and entry.status == "loaded" and entry.rows_out > 0
     # The very sensor that was deferred across the restart resolved (not a later landing run).
     assert task_state(stack, f"landing__{SOURCE}", run_id, "wait_for_new_objects") == "success"
@@ -111,9 +102,9 @@ def test_triggerer_restart_while_the_sensor_is_deferred(
     # No side effects from the trigger running twice: one announcement, one entry, one silver event.
     sensor_events = [e for e in stack.asset_events(f"bronze/{SOURCE}") if e["extra"].get("via") == "sensor"]
     assert keys_in_events(sensor_events)[page.key] == 1, sensor_events
-    assert [e.key for e in lake.ledger_entries(SOURCE)].count(page.key) == 1
+    assert [e.key for e in lake.history(SOURCE)].count(page.key) == 1
     assert keys_in_events(stack.asset_events(f"silver/{SOURCE}"))[page.key] == 1
-    assert pending(lake, SOURCE) == []
+    assert lake.pending(SOURCE) == []
 
 
 # -- row 12 ------------------------------------------------------------------------------------
@@ -143,17 +134,17 @@ def test_events_arriving_during_a_silver_run_are_each_processed_once(
     assert states_now[first["dag_run_id"]] == "running", "the burst must arrive while the first run is active"
 
     def all_loaded() -> bool:
-        return all(lake.ledger_entry(SOURCE, key, etag) is not None for key, etag in etags.items())
+        return all(lake.history_entry(SOURCE, key, etag) is not None for key, etag in etags.items())
 
-    stack.wait_for(all_loaded, CHAIN_TIMEOUT_S, "every object of the burst in the ledger")
+    stack.wait_for(all_loaded, CHAIN_TIMEOUT_S, "every object of the burst in the load history")
     stack.wait_for(lambda: settled(stack, SOURCES), CHAIN_TIMEOUT_S, "the chain to settle")
     time.sleep(3)  # a collapsed event queued behind the last run would start now
     stack.wait_for(lambda: settled(stack, SOURCES), CHAIN_TIMEOUT_S, "the chain to settle")
 
-    entries = Counter(e.key for e in lake.ledger_entries(SOURCE))
+    entries = Counter(e.key for e in lake.history(SOURCE))
     assert {key: entries[key] for key in etags} == dict.fromkeys(etags, 1)
-    assert all(lake.ledger_entry(SOURCE, key, etag).status == "loaded" for key, etag in etags.items())  # type: ignore[union-attr]
-    assert pending(lake, SOURCE) == []
+    assert all(lake.history_entry(SOURCE, key, etag).status == "loaded" for key, etag in etags.items())  # type: ignore[union-attr]
+    assert lake.pending(SOURCE) == []
     new_runs = [r for r in stack.dag_runs(f"silver__{SOURCE}") if r["dag_run_id"] not in runs_before]
     assert 1 <= len(new_runs) <= N_EVENTS, new_runs
     assert all(r["state"] == "success" for r in new_runs), new_runs

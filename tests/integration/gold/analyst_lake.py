@@ -1,22 +1,26 @@
-"""A small lake for the analyst tools (catalog, report, docs): silver, its ledger, and what the CLI needs."""
+"""A small lake for the analyst tools (catalog, report, docs): silver, its load history, and what the CLI needs."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from gold_silver_factory import Silver, Written
+from gold_silver_factory import Row, Silver, history_row, record_history, record_quarantine, write_silver
 
-from lakehouse_common.ledger import LedgerEntry
 from lakehouse_common.settings import Settings
+from lakehouse_common.storage import LayerStore
+
+BROKEN_KEY = "vacancies/2024-03-10/broken.json"
+BROKEN_REASON = "not valid JSON: Expecting value: line 1 column 1 (char 0)"
 
 
 @dataclass(frozen=True)
 class AnalystLake:
-    """A local lake with silver, ledger entries, a bronze object and a real dbt-built, published gold."""
+    """A local lake with silver Delta tables, a load history, a bronze object and a real dbt-built, published gold."""
 
     settings: Settings
-    ledger: tuple[LedgerEntry, ...]
+    history: tuple[Row, ...]
     bronze_key: str
 
     def env(self) -> dict[str, str]:
@@ -29,52 +33,63 @@ class AnalystLake:
         }
 
 
-def ledger_for(silver: Silver, written: Written) -> list[LedgerEntry]:
-    """One ledger entry per bronze file of each source table (child tables have no entries of their own),
-    naming the files ``write_silver`` wrote, plus a file that could not be read, as the silverizer
-    records them."""
-    entries = []
+def load_analyst_silver(store: LayerStore, silver: Silver) -> list[Row]:
+    """Silver's tables from ``silver``, and a load history as the silverizer records it: one row per
+    bronze file of each source (child tables have none of their own), seven seconds apart, the
+    first vacancies file with one row quarantined, and last a file quarantined whole (it is not
+    JSON), with its row in ``silver/_quarantine``. Returns the history rows, oldest first."""
+    loaded = write_silver(store, silver, record=False)
     start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-    for table in ("currency_rates", "vacancies", "vacancy_details"):
-        by_key: dict[str, int] = {}
-        for row in silver.tables[table]:
-            by_key[row["_bronze_key"]] = by_key.get(row["_bronze_key"], 0) + 1
-        for key, rows in sorted(by_key.items()):
-            started = start + timedelta(seconds=len(entries) * 7)
-            # The first vacancies file had one bad row, set aside in the quarantine.
-            quarantined = 1 if table == "vacancies" and not any(e.source == table for e in entries) else 0
-            entries.append(
-                LedgerEntry(
-                    source=table,
-                    key=key,
-                    etag=f"etag-{len(entries)}",
-                    size=1000 + rows,
-                    status="loaded",
-                    contract_version="v1-test",
-                    rows_in=rows + quarantined,
-                    rows_out=rows,
-                    rows_quarantined=quarantined,
-                    warnings={"salary_range": 1} if quarantined else {},
-                    outputs=sorted(written[(table, key)]),
-                    started_at=started.isoformat(),
-                    finished_at=(started + timedelta(seconds=2)).isoformat(),
-                    seconds=2.0,
-                )
+    history: list[Row] = []
+    for row in loaded:  # by source, then key
+        started = start + timedelta(seconds=len(history) * 7)
+        quarantined = 1 if row["source"] == "vacancies" and not any(h["source"] == "vacancies" for h in history) else 0
+        extra: dict[str, Any] = {"warnings": '{"salary_range": 1}'} if quarantined else {}
+        history.append(
+            history_row(
+                row["source"],
+                row["bronze_key"],
+                bronze_etag=f"etag-{len(history)}",
+                bronze_size=1000 + row["rows_out"],
+                bronze_modified=row["bronze_modified"],
+                rows_in=row["rows_out"] + quarantined,
+                rows_out=row["rows_out"],
+                rows_quarantined=quarantined,
+                started_at=started,
+                finished_at=started + timedelta(seconds=2),
+                **extra,
             )
+        )
     broken = start + timedelta(hours=1)
-    entries.append(
-        LedgerEntry(
-            source="vacancies",
-            key="vacancies/2024-03-10/broken.json",
-            etag="etag-broken",
-            size=12,
-            status="unreadable",
-            contract_version="v1-test",
-            quarantine="_quarantine/vacancies/broken.jsonl",
-            reason="not valid JSON: Expecting value: line 1 column 1 (char 0)",
-            started_at=broken.isoformat(),
-            finished_at=(broken + timedelta(seconds=1)).isoformat(),
+    history.append(
+        history_row(
+            "vacancies",
+            BROKEN_KEY,
+            "quarantined",
+            bronze_etag="etag-broken",
+            bronze_size=12,
+            bronze_modified=broken - timedelta(minutes=5),
+            reason=BROKEN_REASON,
+            started_at=broken,
+            finished_at=broken + timedelta(seconds=1),
             seconds=1.0,
         )
     )
-    return entries
+    record_history(store, history)
+    record_quarantine(
+        store,
+        [
+            {
+                "source": "vacancies",
+                "bronze_key": BROKEN_KEY,
+                "bronze_etag": "etag-broken",
+                "row": None,
+                "field": None,
+                "reason": BROKEN_REASON,
+                "raw": "{not json",
+                "run_id": "gold-tests",
+                "quarantined_at": broken + timedelta(seconds=1),
+            }
+        ],
+    )
+    return history

@@ -13,10 +13,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 pytest.register_assert_rewrite("gold_silver_factory", "analyst_lake", "headless_chromium")
 
-from analyst_lake import AnalystLake, ledger_for  # noqa: E402
-from gold_silver_factory import make_silver, write_silver  # noqa: E402
+from analyst_lake import AnalystLake, load_analyst_silver  # noqa: E402
+from gold_silver_factory import make_silver  # noqa: E402
 
-from lakehouse_common.ledger import Ledger  # noqa: E402
 from lakehouse_common.settings import Settings, get_settings  # noqa: E402
 from lakehouse_common.storage import Lake  # noqa: E402
 from lakehouse_gold.build import build_gold  # noqa: E402
@@ -65,16 +64,12 @@ def analyst_lake(tmp_path_factory: pytest.TempPathFactory) -> AnalystLake:
     )
     lake = Lake(settings)
     lake.ensure()
-    silver = make_silver(n_vacancies=60)
-    entries = ledger_for(silver, write_silver(lake.silver, silver, commit=False))
-    ledger = Ledger(lake.silver)
-    for entry in entries:
-        ledger.record(entry)
+    history = load_analyst_silver(lake.silver, make_silver(n_vacancies=60))
     bronze_key = "vacancies/ingest_date=2026-01-05/20260105T100000Z-abc.json"
     lake.bronze.put_bytes(bronze_key, b'{"items": []}')
     lake.bronze.put_bytes("_meta/vacancies/sidecar.json", b"{}")  # bookkeeping: never the newest object
     build_gold(settings)
-    return AnalystLake(settings=settings, ledger=tuple(entries), bronze_key=bronze_key)
+    return AnalystLake(settings=settings, history=tuple(history), bronze_key=bronze_key)
 
 
 @pytest.fixture

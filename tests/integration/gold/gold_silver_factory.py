@@ -1,91 +1,71 @@
-"""Synthetic silver tables for the gold tests, and the marts they should produce.
+"""Synthetic silver Delta tables for the gold tests, and the marts they should produce.
 
-The expected marts are computed here in plain Python, independently of the dbt SQL, from the
-same rows that are written to silver.
+Silver is written as the silverizer leaves it, without running it (it is rewritten separately):
+every declared table exists first (``DeltaCommitter.ensure`` of each contract's
+``table_specs``, plus the load history and the quarantine), keyed tables hold one row per key
+(the newest by the contract's ``order_by``, then ``_ingested_at``), a child table holds the
+children of the parent version its parent table holds, and the load history holds one row per
+bronze file. The expected marts are computed here in plain Python, independently of the dbt SQL,
+from every version of every row (:class:`Silver`), so that they also check the de-duplication.
 """
 
 from __future__ import annotations
 
-import hashlib
+import json
 import math
 import random
 import statistics
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from deltalake import DeltaTable, write_deltalake
 
-from lakehouse_common.ledger import Ledger, LedgerEntry
+from lakehouse_common import tables
+from lakehouse_common.contracts import ContractRegistry
 from lakehouse_common.storage import LayerStore
+from lakehouse_silverizer.commits import DeltaCommitter, TableSpec, history_spec, quarantine_spec, table_specs
 
 Row = dict[str, Any]
 
+CONTRACTS_DIR = Path(__file__).resolve().parents[3] / "contracts"
+RUN_ID = "gold-tests"
 AREAS = {"1": "Москва", "2": "Санкт-Петербург", "88": "Казань"}
 ROLES = {"96": "Программист, разработчик", "10": "Аналитик", "156": "BI-аналитик"}
 SKILLS = ["Python", "SQL", "Git", "Docker", "Linux", "Airflow", "Excel"]
 EXPERIENCE = ["noExperience", "between1And3", "between3And6", "moreThan6"]
-
-_STR = pa.string()
-_TS = pa.timestamp("us", tz="UTC")
-_META = [("_bronze_key", _STR), ("_bronze_row", pa.int64()), ("_ingested_at", _TS)]
-SCHEMAS: dict[str, pa.Schema] = {
-    "vacancies": pa.schema(
-        [
-            ("vacancy_id", _STR),
-            ("vacancy_name", _STR),
-            ("area_id", _STR),
-            ("area_name", _STR),
-            ("salary_from", pa.float64()),
-            ("salary_to", pa.float64()),
-            ("salary_currency", _STR),
-            ("salary_gross", pa.bool_()),
-            ("employer_id", _STR),
-            ("employer_name", _STR),
-            ("requirement", _STR),
-            ("responsibility", _STR),
-            ("schedule_id", _STR),
-            ("experience_id", _STR),
-            ("professional_role_ids", pa.list_(_STR)),
-            ("professional_role_names", pa.list_(_STR)),
-            ("published_at", _TS),
-            *_META,
-        ]
-    ),
-    "vacancy_details": pa.schema(
-        [
-            ("vacancy_id", _STR),
-            ("vacancy_name", _STR),
-            ("area_id", _STR),
-            ("employer_id", _STR),
-            ("description_text", _STR),
-            ("key_skills", pa.list_(_STR)),
-            ("experience_id", _STR),
-            ("employment_id", _STR),
-            ("published_at", _TS),
-            *_META,
-        ]
-    ),
-    "vacancy_skills": pa.schema([("vacancy_id", _STR), ("skill", _STR), ("published_at", _TS), *_META]),
-    "currency_rates": pa.schema([("rate_date", pa.date32()), ("currency", _STR), ("rate", pa.float64()), *_META]),
-}
+TABLES = ("vacancies", "vacancy_details", "vacancy_skills", "currency_rates")
+# Each table's partition: its column and the value it is derived from (the contracts' partition).
 PARTITIONS = {
     "vacancies": ("published_month", "published_at"),
     "vacancy_details": ("published_month", "published_at"),
     "vacancy_skills": ("published_month", "published_at"),
     "currency_rates": ("rate_month", "rate_date"),
 }
+# The source (contract) whose bronze files feed each table: skills are a child table of the details.
+SOURCE_OF = {
+    "vacancies": "vacancies",
+    "vacancy_details": "vacancy_details",
+    "vacancy_skills": "vacancy_details",
+    "currency_rates": "currency_rates",
+}
+# The newest version of a key: the contract's order_by, then the bronze object's time (then, for a
+# tie the silverizer breaks by batch position, the later key and row).
+ORDER_BY = {"vacancies": ("published_at",), "vacancy_details": ("published_at",), "currency_rates": ()}
 
 
 @dataclass
 class Silver:
     """Rows of the four silver tables, each row carrying its bronze metadata."""
 
-    tables: dict[str, list[Row]] = field(default_factory=lambda: {name: [] for name in SCHEMAS})
+    tables: dict[str, list[Row]] = field(default_factory=lambda: {name: [] for name in TABLES})
 
     def add_details(self, vacancy: Row, skills: list[str], bronze_key: str, row: int, ingested_at: datetime) -> None:
         meta = {"_bronze_key": bronze_key, "_bronze_row": row, "_ingested_at": ingested_at}
@@ -123,10 +103,8 @@ def make_silver(seed: int = 7, n_vacancies: int = 40) -> Silver:
     row = 0
     for month in (1, 2):
         for day, usd, eur in ((1, 89.0 + month, 97.0 + month), (10, 90.0 + month, 98.5 + month), (20, 92.0, 99.0)):
-            for currency, rate in (("USD", usd), ("EUR", eur)):
-                silver.tables["currency_rates"].append(
-                    _rate(date(2024, month, day), currency, rate, rates_key, row, t0)
-                )
+            for code, rate in (("USD", usd), ("EUR", eur)):
+                silver.tables["currency_rates"].append(_rate(date(2024, month, day), code, rate, rates_key, row, t0))
                 row += 1
         silver.tables["currency_rates"].append(_rate(date(2024, month, 1), "KZT", 0.2, rates_key, row, t0))
         row += 1
@@ -205,77 +183,174 @@ def _has_details(silver: Silver, vacancy_id: str) -> bool:
     return any(d["vacancy_id"] == vacancy_id for d in silver.tables["vacancy_details"])
 
 
-# The source (ledger) that writes each silver table: skills are a child table of the details.
-SOURCE_OF = {
-    "vacancies": "vacancies",
-    "vacancy_details": "vacancy_details",
-    "vacancy_skills": "vacancy_details",
-    "currency_rates": "currency_rates",
-}
-Written = dict[tuple[str, str], list[str]]
+# -- writing silver as Delta tables ------------------------------------------------------------
 
 
-def write_silver(
-    store: LayerStore, silver: Silver, *, only_bronze_keys: set[str] | None = None, commit: bool = True
-) -> Written:
-    """Write the rows as the silverizer does: one file per (table, bronze file, partition), each
-    attempt under names of its own, then (``commit``) one ledger entry per bronze file naming them,
-    since dbt reads only committed files. Returns the files per ``(source, bronze key)``."""
-    written: Written = defaultdict(list)
-    attempt = uuid.uuid4().hex[:8]
-    for table, rows in silver.tables.items():
-        part_dir, part_col = PARTITIONS[table]
-        groups: dict[tuple[str, str], list[Row]] = defaultdict(list)
-        for row in rows:
-            if only_bronze_keys is not None and row["_bronze_key"] not in only_bronze_keys:
-                continue
-            groups[(row["_bronze_key"], row[part_col].strftime("%Y-%m"))].append(row)
-        for (bronze_key, month), group in sorted(groups.items()):
-            digest = hashlib.sha256(bronze_key.encode()).hexdigest()[:12]
-            key = f"{table}/{part_dir}={month}/part-{digest}-test-{attempt}.parquet"
-            arrow = pa.Table.from_pylist(group, schema=SCHEMAS[table])
-            with store.open_output(key) as out:
-                pq.write_table(arrow, out, compression="zstd")
-            written[(SOURCE_OF[table], bronze_key)].append(key)
-    if commit:
-        commit_silver(store, written)
-    return dict(written)
+def silver_specs() -> dict[str, TableSpec]:
+    """Every silver table of the repository's contracts, by name."""
+    return {spec.name: spec for contract in ContractRegistry.from_dir(CONTRACTS_DIR) for spec in table_specs(contract)}
 
 
-def commit_silver(store: LayerStore, written: Written) -> list[LedgerEntry]:
-    """One ``loaded`` ledger entry per bronze file, newer than any before it, naming its files."""
-    ledger = Ledger(store)
-    entries = []
-    for (source, bronze_key), outputs in sorted(written.items()):
-        now = datetime.now(UTC).isoformat(timespec="microseconds")
-        entry = LedgerEntry(
-            source=source,
-            key=bronze_key,
-            etag=f"test-{uuid.uuid4().hex[:12]}",
-            size=1,
-            status="loaded",
-            contract_version="test",
-            outputs=sorted(outputs),
-            started_at=now,
-            finished_at=now,
-            bronze_modified=now,
-        )
-        ledger.record(entry)
-        entries.append(entry)
-    return entries
+def ensure_silver(store: LayerStore) -> dict[str, TableSpec]:
+    """Create every declared silver table, the load history and the quarantine (empty), as the silverizer does."""
+    committer = DeltaCommitter(store, RUN_ID)
+    specs = silver_specs()
+    for spec in [*specs.values(), history_spec(), quarantine_spec()]:
+        committer.ensure(spec)
+    return specs
 
 
-# -- expected marts ---------------------------------------------------------------------------
+def _rank(row: Row, table: str) -> tuple[Any, ...]:
+    return (*(row[c] for c in ORDER_BY.get(table, ())), row["_ingested_at"], row["_bronze_key"], row["_bronze_row"])
 
 
-def _latest(rows: list[Row], key: tuple[str, ...]) -> dict[tuple[Any, ...], Row]:
+def newest(rows: Iterable[Row], table: str, key: Sequence[str]) -> dict[tuple[Any, ...], Row]:
+    """The newest version of each key (what a keyed silver table holds)."""
     best: dict[tuple[Any, ...], Row] = {}
     for row in rows:
         k = tuple(row[c] for c in key)
-        rank = (row["_ingested_at"], row["_bronze_key"], row["_bronze_row"])
-        if k not in best or rank > (best[k]["_ingested_at"], best[k]["_bronze_key"], best[k]["_bronze_row"]):
+        if k not in best or _rank(row, table) > _rank(best[k], table):
             best[k] = row
     return best
+
+
+def _arrow(rows: Sequence[Row], spec: TableSpec) -> pa.Table:
+    part = PARTITIONS.get(spec.name)
+    shaped = [
+        {**row, part[0]: row[part[1]].strftime("%Y-%m")} if part and spec.partition == part[0] else row for row in rows
+    ]
+    return pa.Table.from_pylist(shaped, schema=spec.schema)
+
+
+def _open(store: LayerStore, name: str) -> DeltaTable:
+    return DeltaTable(store.table_uri(name), storage_options=store.delta_options or None)
+
+
+def _append(store: LayerStore, spec: TableSpec, data: pa.Table) -> None:
+    if data.num_rows:
+        write_deltalake(
+            store.table_uri(spec.name),
+            data,
+            mode="append",
+            partition_by=spec.partition_by or None,
+            storage_options=store.delta_options or None,
+        )
+
+
+def _sql_in(column: str, values: Iterable[str]) -> str:
+    quoted = ", ".join("'" + v.replace("'", "''") + "'" for v in sorted(set(values)))
+    return f"{column} IN ({quoted})"
+
+
+def write_silver(
+    store: LayerStore, silver: Silver, *, only_bronze_keys: set[str] | None = None, record: bool = True
+) -> list[Row]:
+    """Load the bronze files of ``silver`` (or only ``only_bronze_keys``) into the Delta tables as the
+    silverizer would: newer versions of a key replace older ones, older ones change nothing, a
+    detail document's skills replace its vacancy's skills. Returns one ``loaded`` load-history
+    row per file, appended to ``silver/_load_history`` when ``record``."""
+    specs = ensure_silver(store)
+
+    def chosen(row: Row) -> bool:
+        return only_bronze_keys is None or row["_bronze_key"] in only_bronze_keys
+
+    for name in TABLES:
+        spec = specs[name]
+        rows = silver.tables[name]
+        if spec.parent is not None:
+            winners = newest(silver.tables[spec.parent], spec.parent, specs[spec.parent].key)
+            owners = {k: w["_bronze_key"] for k, w in winners.items() if chosen(w)}
+            if not owners:
+                continue
+            children = [r for r in rows if owners.get(tuple(r[c] for c in spec.parent_key)) == r["_bronze_key"]]
+            (column,) = spec.parent_key
+            _open(store, name).delete(_sql_in(column, (k[0] for k in owners)))
+            _append(store, spec, _arrow(children, spec))
+        elif spec.key:
+            changed = [w for w in newest(rows, name, spec.key).values() if chosen(w)]
+            if not changed:
+                continue
+            on = " AND ".join(f"t.{k} = s.{k}" for k in spec.key)
+            _open(store, name).merge(
+                _arrow(changed, spec), predicate=on, source_alias="s", target_alias="t"
+            ).when_matched_update_all().when_not_matched_insert_all().execute()
+        else:
+            _append(store, spec, _arrow([r for r in rows if chosen(r)], spec))
+
+    files: dict[tuple[str, str], list[Row]] = defaultdict(list)
+    for name in TABLES:
+        if specs[name].parent is None:
+            for row in silver.tables[name]:
+                if chosen(row):
+                    files[(SOURCE_OF[name], row["_bronze_key"])].append(row)
+    history = [
+        history_row(
+            source,
+            key,
+            rows_in=len(rows),
+            rows_out=len(rows),
+            bronze_modified=max(r["_ingested_at"] for r in rows),
+        )
+        for (source, key), rows in sorted(files.items())
+    ]
+    if record:
+        record_history(store, history)
+    return history
+
+
+def history_row(source: str, key: str, status: str = "loaded", **values: Any) -> Row:
+    """One load-history row (``tables.load_history_schema()``), finished now unless ``values`` say otherwise."""
+    now = datetime.now(UTC)
+    etag = values.pop("bronze_etag", f"test-{uuid.uuid4().hex[:12]}")
+    row: Row = {
+        "source": source,
+        "bronze_key": key,
+        "bronze_etag": etag,
+        "bronze_size": 1000,
+        "bronze_modified": now,
+        "version_id": etag,
+        "status": status,
+        "contract_version": "v1-test",
+        "rows_in": 0,
+        "rows_out": 0,
+        "rows_quarantined": 0,
+        "rows_deduplicated": 0,
+        "reason": None,
+        "warnings": "{}",
+        "table_versions": json.dumps({source: 1} if status == "loaded" else {}),
+        "run_id": RUN_ID,
+        "started_at": now - timedelta(seconds=2),
+        "finished_at": now,
+        "seconds": 2.0,
+    }
+    unknown = set(values) - set(row)
+    assert not unknown, f"not load-history columns: {sorted(unknown)}"
+    row.update(values)
+    return row
+
+
+def record_history(store: LayerStore, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Append load-history rows to ``silver/_load_history`` (created when missing)."""
+    spec = history_spec()
+    DeltaCommitter(store, RUN_ID).ensure(spec)
+    data = pa.Table.from_pylist([dict(r) for r in rows], schema=tables.load_history_schema())
+    _append(store, spec, data.select(spec.schema.names).cast(spec.schema))
+
+
+def record_quarantine(store: LayerStore, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Append rows to ``silver/_quarantine`` (``tables.quarantine_schema()``; created when missing)."""
+    spec = quarantine_spec()
+    DeltaCommitter(store, RUN_ID).ensure(spec)
+    data = pa.Table.from_pylist([dict(r) for r in rows], schema=tables.quarantine_schema())
+    _append(store, spec, data.select(spec.schema.names).cast(spec.schema))
+
+
+def delta_rows(store: LayerStore, name: str) -> int:
+    """Rows of a silver Delta table's newest version (read by deltalake, not by DuckDB)."""
+    return int(_open(store, name).to_pyarrow_dataset().count_rows())
+
+
+# -- expected marts ---------------------------------------------------------------------------
 
 
 def _month(ts: datetime) -> date:
@@ -291,9 +366,9 @@ def linear_quantile(values: list[float], q: float) -> float:
 
 
 def salaries_rur(silver: Silver) -> dict[str, float | None]:
-    rates = _latest(silver.tables["currency_rates"], ("rate_date", "currency"))
+    rates = newest(silver.tables["currency_rates"], "currency_rates", ("rate_date", "currency"))
     out: dict[str, float | None] = {}
-    for (vacancy_id,), v in _latest(silver.tables["vacancies"], ("vacancy_id",)).items():
+    for (vacancy_id,), v in newest(silver.tables["vacancies"], "vacancies", ("vacancy_id",)).items():
         low, high = v["salary_from"], v["salary_to"]
         point = (low + high) / 2 if low is not None and high is not None else (low if low is not None else high)
         factor: float | None = None
@@ -310,7 +385,7 @@ def salaries_rur(silver: Silver) -> dict[str, float | None]:
 def expected_region_month(silver: Silver) -> dict[tuple[str, date], Row]:
     salary = salaries_rur(silver)
     groups: dict[tuple[str, date], list[Row]] = defaultdict(list)
-    for (vacancy_id,), v in _latest(silver.tables["vacancies"], ("vacancy_id",)).items():
+    for (vacancy_id,), v in newest(silver.tables["vacancies"], "vacancies", ("vacancy_id",)).items():
         groups[(v["area_id"], _month(v["published_at"]))].append({**v, "salary_rur": salary[vacancy_id]})
     out: dict[tuple[str, date], Row] = {}
     for k, rows in groups.items():
@@ -325,7 +400,7 @@ def expected_region_month(silver: Silver) -> dict[tuple[str, date], Row]:
 
 
 def expected_skills_month(silver: Silver) -> dict[tuple[str, date], Row]:
-    details = _latest(silver.tables["vacancy_details"], ("vacancy_id",))
+    details = newest(silver.tables["vacancy_details"], "vacancy_details", ("vacancy_id",))
     totals: dict[date, int] = defaultdict(int)
     skill_vacancies: dict[tuple[str, date], set[str]] = defaultdict(set)
     for (vacancy_id,), d in details.items():
@@ -347,7 +422,7 @@ def expected_skills_month(silver: Silver) -> dict[tuple[str, date], Row]:
 def expected_role_month(silver: Silver) -> dict[tuple[str, date], Row]:
     salary = salaries_rur(silver)
     groups: dict[tuple[str, date], list[float]] = defaultdict(list)
-    for (vacancy_id,), v in _latest(silver.tables["vacancies"], ("vacancy_id",)).items():
+    for (vacancy_id,), v in newest(silver.tables["vacancies"], "vacancies", ("vacancy_id",)).items():
         if salary[vacancy_id] is None:
             continue
         for role in set(v["professional_role_ids"]):
@@ -369,7 +444,8 @@ def expected_role_month(silver: Silver) -> dict[tuple[str, date], Row]:
 
 def read_mart(store: LayerStore, key: str) -> list[Row]:
     with store.open_input(key) as stream:
-        return pq.read_table(pa.BufferReader(stream.read())).to_pylist()
+        rows: list[Row] = pq.read_table(pa.BufferReader(stream.read())).to_pylist()
+    return rows
 
 
 def assert_marts_match(store: LayerStore, silver: Silver) -> None:
@@ -415,26 +491,16 @@ def assert_marts_match(store: LayerStore, silver: Silver) -> None:
             assert got[q] == pytest.approx(want[q]), (k, q)
 
 
-def vacancy_without_area(silver: Silver, bronze_key: str = "vacancies/2024-03-09/bad.json") -> Silver:
-    """``silver`` plus one vacancy with no area (fails the error-severity not_null test on area_id).
+def negative_rate(silver: Silver, bronze_key: str = "currency_rates/2024-03-09-bad.csv") -> Silver:
+    """``silver`` plus a negative exchange rate (fails the error-severity accepted_range test on
+    stg_currency_rates.rub_per_unit).
 
-    The silverizer's contract never lets such a row through; a file dropped into silver by
-    another writer can, and gold must then refuse to publish.
+    The silverizer's contract drops such a row (its rate_positive expectation); another writer
+    of the Delta table can commit it, and gold must then refuse to publish.
     """
     changed = silver.copy()
-    template = changed.tables["vacancies"][0]
-    changed.tables["vacancies"].append(
-        dict(
-            template,
-            vacancy_id="999999",
-            salary_from=1000.0,
-            salary_to=None,
-            salary_currency="RUR",
-            area_id=None,
-            _bronze_key=bronze_key,
-            _bronze_row=0,
-            _ingested_at=datetime(2024, 3, 9, tzinfo=UTC),
-        )
+    changed.tables["currency_rates"].append(
+        _rate(date(2024, 3, 9), "GEL", -1.0, bronze_key, 0, datetime(2024, 3, 9, tzinfo=UTC))
     )
     return changed
 

@@ -1,7 +1,8 @@
 """``lakehouse-gold catalog`` (and the report on S3): the DuckDB file opens with no set-up and answers from the lake.
 
 Local: a published gold built by the real dbt, the CLI writes the file, a fresh DuckDB connection
-queries the marts, silver and the load history. S3 (moto): views read through httpfs; the file
+queries the marts, silver's Delta tables and the load history. S3 (moto): views read through httpfs
+and the delta extension; the file
 holds no credential, and a session that runs the stored one-liner (credentials from the
 environment) queries it; the report is uploaded to the gold bucket.
 """
@@ -12,12 +13,10 @@ from pathlib import Path
 
 import duckdb
 import duckdb_extensions
-import pyarrow.parquet as pq
 import pytest
-from analyst_lake import AnalystLake, ledger_for
-from gold_silver_factory import make_silver, read_mart, write_silver
+from analyst_lake import BROKEN_KEY, AnalystLake, load_analyst_silver
+from gold_silver_factory import delta_rows, make_silver, read_mart
 
-from lakehouse_common.ledger import Ledger
 from lakehouse_common.settings import Settings
 from lakehouse_common.storage import Lake
 from lakehouse_gold.build import build_gold
@@ -46,14 +45,14 @@ def test_cli_catalog_on_local_lake_queries_marts_silver_and_load_history(
     assert main(["catalog", "--output", str(output)]) == 0
 
     out = capsys.readouterr().out
-    assert f"catalog  {output}" in out and f"load_history ({len(analyst_env.ledger)} rows)" in out
+    assert f"catalog  {output}" in out and f"load_history ({len(analyst_env.history)} rows)" in out
     assert sorted(p.name for p in output.parent.iterdir()) == ["lakehouse.duckdb"]  # no temporary file left
     # A fresh process-level connection, read-only, with nothing set up: what `duckdb lakehouse.duckdb` gets.
     con = duckdb.connect(str(output), read_only=True)
     try:
         assert _views(con) == {("gold", m) for m in MARTS} | {("silver", t) for t in SILVER} | {
             ("main", "load_history"),
-            ("main", "silver_files"),
+            ("main", "quarantine"),
         }
         manifest = read_manifest(lake)
         for entry in manifest.marts:
@@ -64,31 +63,35 @@ def test_cli_catalog_on_local_lake_queries_marts_silver_and_load_history(
             "SELECT area_id, sum(vacancy_count) FROM gold.vacancies_by_region_month GROUP BY 1 ORDER BY 2 DESC LIMIT 1"
         ).fetchone()
         assert top is not None and top[1] > 0
-        for table in SILVER:
-            files = [i.key for i in lake.silver.list(f"{table}/") if i.key.endswith(".parquet")]
-            expected_rows = sum(pq.read_metadata(lake.silver.uri(k)).num_rows for k in files)
-            assert con.execute(f"SELECT count(*) FROM silver.{table}").fetchone() == (expected_rows,)
-        # Hive partitions come through as columns, as in dbt's sources.
+        for table in SILVER:  # DuckDB's delta_scan and deltalake agree on every table's newest version
+            assert con.execute(f"SELECT count(*) FROM silver.{table}").fetchone() == (delta_rows(lake.silver, table),)
+        # One row per key in keyed tables, and the partition columns come through, as in dbt's sources.
         assert con.execute("SELECT count(DISTINCT published_month) FROM silver.vacancies").fetchone() == (2,)
+        ids = con.execute("SELECT count(*), count(DISTINCT vacancy_id) FROM silver.vacancies").fetchone()
+        assert ids is not None and ids[0] == ids[1] == 60
 
         history = con.execute(
             "SELECT source, bronze_key, status, rows_in, rows_out, rows_quarantined, reason, "
             "finished_at, seconds FROM load_history ORDER BY finished_at"
         ).fetchall()
-        ledger = sorted(analyst_env.ledger, key=lambda e: e.finished_at)
+        loads = sorted(analyst_env.history, key=lambda r: r["finished_at"])
         assert [(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in history] == [
-            (e.source, e.key, e.status, e.rows_in, e.rows_out, e.rows_quarantined, e.reason) for e in ledger
+            (e["source"], e["bronze_key"], e["status"], e["rows_in"], e["rows_out"], e["rows_quarantined"], e["reason"])
+            for e in loads
         ]
-        assert [r[7].isoformat() for r in history] == [e.finished_at for e in ledger]  # TIMESTAMPTZ, in UTC
-        # Every column evaluates (entries without a version time included), each key has one current entry,
-        # and the committed files are exactly the newest entries' outputs and quarantine files.
-        assert len(con.execute("SELECT * FROM load_history").fetchall()) == len(ledger)
+        assert [r[7] for r in history] == [e["finished_at"] for e in loads]  # TIMESTAMPTZ
+        # Every column evaluates (the JSON ones included) and each key has one current entry.
+        assert len(con.execute("SELECT * FROM load_history").fetchall()) == len(loads)
+        warned = con.execute("SELECT warnings->>'salary_range' FROM load_history WHERE rows_quarantined = 1").fetchall()
+        assert warned == [("1",)]
         current = con.execute("SELECT source, bronze_key FROM load_history WHERE is_current").fetchall()
-        assert sorted(current) == sorted({(e.source, e.key) for e in ledger})
-        committed = {r[0] for r in con.execute("SELECT path FROM silver_files").fetchall()}
-        assert committed == {lake.silver.uri(k) for k in Ledger(lake.silver).committed()}
+        assert sorted(current) == sorted({(e["source"], e["bronze_key"]) for e in loads})
         by_status = dict(con.execute("SELECT status, count(*) FROM load_history GROUP BY 1").fetchall())
-        assert by_status == {"loaded": len(ledger) - 1, "unreadable": 1}
+        assert by_status == {"loaded": len(loads) - 1, "quarantined": 1}
+        # The file quarantined whole is in the quarantine, with its reason.
+        assert con.execute("SELECT bronze_key, row, reason FROM quarantine").fetchall() == [
+            (BROKEN_KEY, None, loads[-1]["reason"])
+        ]
         types = dict(
             con.execute(
                 "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'load_history'"
@@ -97,7 +100,7 @@ def test_cli_catalog_on_local_lake_queries_marts_silver_and_load_history(
         assert types["finished_at"] == "TIMESTAMP WITH TIME ZONE" and types["rows_in"] == "BIGINT"
         info = dict(con.execute("SELECT key, value FROM catalog_info").fetchall())
         assert info["gold_run_id"] == manifest.run_id and info["s3_setup"] == ""
-        assert con.execute("SELECT count(*) FROM catalog_objects").fetchone() == (len(MARTS) + len(SILVER) + 1,)
+        assert con.execute("SELECT count(*) FROM catalog_objects").fetchone() == (len(MARTS) + len(SILVER) + 2,)
         # Gold views read the stable latest copies (a catalog lives long; run files are collected).
         gold_sources = con.execute(
             "SELECT object_name, source FROM catalog_objects WHERE schema_name = 'gold'"
@@ -107,7 +110,7 @@ def test_cli_catalog_on_local_lake_queries_marts_silver_and_load_history(
         con.close()
 
 
-def test_catalog_is_replaced_atomically_and_sees_new_ledger_entries_live(
+def test_catalog_is_replaced_atomically_and_a_lake_without_silver_gets_an_empty_load_history(
     analyst_lake: AnalystLake, tmp_path: Path
 ) -> None:
     output = tmp_path / "lakehouse.duckdb"
@@ -117,10 +120,10 @@ def test_catalog_is_replaced_atomically_and_sees_new_ledger_entries_live(
     con = duckdb.connect(str(output), read_only=True)
     try:
         before = con.execute("SELECT count(*) FROM load_history").fetchone()
-        assert before == (len(analyst_lake.ledger),)
+        assert before == (len(analyst_lake.history),)
     finally:
         con.close()
-    # A catalog of an empty ledger still has load_history (an empty table of the same shape).
+    # A catalog of a lake with no silver yet still has load_history (an empty table of the same shape).
     empty_lake = analyst_lake.settings.model_copy(update={"data_dir": tmp_path / "empty"})
     Lake(empty_lake).ensure()
     result = build_catalog(empty_lake, tmp_path / "empty.duckdb")
@@ -150,9 +153,7 @@ def test_catalog_and_report_on_s3(gold_s3_settings: Settings, tmp_path: Path, mo
     settings = gold_s3_settings.model_copy(update={"contracts_dir": Path(__file__).resolve().parents[3] / "contracts"})
     lake = Lake(settings)
     silver = make_silver()
-    entries = ledger_for(silver, write_silver(lake.silver, silver, commit=False))
-    for entry in entries:
-        Ledger(lake.silver).record(entry)
+    entries = load_analyst_silver(lake.silver, silver)
     build_gold(settings, lake=lake)
     output = tmp_path / "s3.duckdb"
 
@@ -187,14 +188,14 @@ def test_catalog_and_report_on_s3(gold_s3_settings: Settings, tmp_path: Path, mo
         for entry in manifest.marts:
             assert con.execute(f"SELECT count(*) FROM gold.{entry.name}").fetchone() == (entry.rows,)
         assert con.execute("SELECT count(*) FROM silver.vacancy_skills").fetchone() == (
-            len(silver.tables["vacancy_skills"]),
+            delta_rows(lake.silver, "vacancy_skills"),
         )
         history = con.execute(
             "SELECT status, count(*), sum(rows_in) FROM load_history GROUP BY 1 ORDER BY 1"
         ).fetchall()
         assert history == [
-            ("loaded", len(entries) - 1, sum(e.rows_in for e in entries)),
-            ("unreadable", 1, 0),
+            ("loaded", len(entries) - 1, sum(e["rows_in"] for e in entries)),
+            ("quarantined", 1, 0),
         ]
     finally:
         con.close()
@@ -203,5 +204,5 @@ def test_catalog_and_report_on_s3(gold_s3_settings: Settings, tmp_path: Path, mo
     report = build_report(settings, output=tmp_path / "report.html")
     assert report.gold_uri == f"s3://{settings.gold_bucket}/{REPORT_KEY}"
     assert lake.gold.read_bytes(REPORT_KEY) == (tmp_path / "report.html").read_bytes()
-    assert report.gold_run_id == manifest.run_id and report.ledger_entries == len(entries)
+    assert report.gold_run_id == manifest.run_id and report.loads == len(entries)
     assert all(marks > 0 for marks in report.charts.values()), report.charts

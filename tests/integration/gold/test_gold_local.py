@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from gold_silver_factory import (
     assert_marts_match,
-    commit_silver,
+    ensure_silver,
+    history_row,
     make_silver,
+    negative_rate,
     read_mart,
+    record_history,
     refetched_details,
-    vacancy_without_area,
     write_silver,
 )
 
-from lakehouse_common.ledger import Ledger
+from lakehouse_common import tables
 from lakehouse_common.settings import Settings
-from lakehouse_common.storage import Lake
-from lakehouse_gold.build import build_gold
+from lakehouse_common.storage import Lake, LocalLayerStore
+from lakehouse_gold.build import SilverNotReadyError, build_gold
 from lakehouse_gold.cli import main
 from lakehouse_gold.manifest import MANIFEST_KEY, read_manifest
 
@@ -64,42 +69,98 @@ def test_cli_build_show_replicate_on_local_lake(
     ]
 
 
-def test_gold_reads_only_the_silver_files_the_ledger_commits(gold_local_settings: Settings) -> None:
-    """dbt's silver sources read the files each bronze key's newest ledger entry names: not a killed
-    attempt's files (no entry), not a superseded version's (an older entry), whatever lies in silver."""
+def test_gold_reads_only_committed_delta_versions_and_the_load_history(gold_local_settings: Settings) -> None:
+    """dbt's sources read each silver table's newest Delta version: a Parquet file lying in a table's
+    directory that no commit names (a killed writer's) is not read; the next commit is."""
     lake = Lake(gold_local_settings)
     lake.ensure()
     silver = make_silver()
     write_silver(lake.silver, silver)
-    # A version of one bronze file with a vacancy without an area (which fails a not_null test),
-    # then a newer version of that file with no rows: the bad file is superseded, not deleted.
-    bad_key = "vacancies/2024-03-09/bad.json"
-    write_silver(lake.silver, vacancy_without_area(silver, bad_key), only_bronze_keys={bad_key})
-    commit_silver(lake.silver, {("vacancies", bad_key): []})
-    # A newer detail document written but never committed (its run was killed before the ledger).
-    details_key = "vacancy_details/2024-03-10/again.ndjson"
-    changed = refetched_details(silver, details_key)
-    pending = write_silver(lake.silver, changed, only_bronze_keys={details_key}, commit=False)
-    assert pending and all(lake.silver.exists(k) for keys in pending.values() for k in keys)
+    # An uncommitted file of a writer that died before its commit, with a row that would fail a test.
+    stray = negative_rate(silver).tables["currency_rates"][-1]
+    assert isinstance(lake.silver, LocalLayerStore)
+    stray_file = lake.silver.path("currency_rates/rate_month=2024-03/part-killed-writer.parquet")
+    stray_file.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist([stray]), stray_file)
 
     build_gold(gold_local_settings)
-    assert_marts_match(lake.gold, silver)  # as if neither file were there
+    assert_marts_match(lake.gold, silver)  # as if the stray file were not there
 
-    commit_silver(lake.silver, pending)  # the rerun's commit: now gold follows the new document
-    build_gold(gold_local_settings)
-    assert_marts_match(lake.gold, changed)
-
-    # Gold's load_history mart: one row per ledger entry, the newest entry of each key current.
-    ledger = Ledger(lake.silver)
-    history = read_mart(lake.gold, read_manifest(lake).mart("load_history").key)
-    entries = list(ledger.entries())
-    assert sorted((r["source_name"], r["bronze_key"], r["bronze_etag"]) for r in history) == sorted(
-        (e.source, e.key, e.etag) for e in entries
+    changed = refetched_details(silver, "vacancy_details/2024-03-10/again.ndjson")
+    write_silver(lake.silver, changed, only_bronze_keys={"vacancy_details/2024-03-10/again.ndjson"})
+    # A newer version of one vacancies page, loaded, and an attempt at a still newer one that failed.
+    page = silver.tables["vacancies"][0]["_bronze_key"]
+    later = datetime.now(UTC) + timedelta(minutes=1)
+    record_history(
+        lake.silver,
+        [
+            history_row("vacancies", page, bronze_etag="v2", bronze_modified=later, finished_at=later),
+            history_row(
+                "vacancies",
+                page,
+                "failed",
+                bronze_etag="v3",
+                bronze_modified=later + timedelta(minutes=1),
+                finished_at=later + timedelta(minutes=1),
+                reason="S3 read timed out",
+            ),
+        ],
     )
-    current = {(e.source, e.key, e.etag) for e in ledger.newest().values()}
-    assert {(r["source_name"], r["bronze_key"], r["bronze_etag"]) for r in history if r["is_current"]} == current
-    bad = [r for r in history if r["bronze_key"] == bad_key]
-    assert [(r["rows_out"], r["is_current"]) for r in sorted(bad, key=lambda r: r["finished_at"])] == [
-        (0, False),
-        (0, True),
-    ]
+    build_gold(gold_local_settings)
+    assert_marts_match(lake.gold, changed)  # the commit is read at once
+
+    # Gold's load_history mart: one row per load-history row; the newest version that did not fail is current.
+    history = read_mart(lake.gold, read_manifest(lake).mart("load_history").key)
+    recorded = tables.history_rows(lake.silver)
+    assert sorted((r["source_name"], r["bronze_key"], r["bronze_etag"], r["status"]) for r in history) == sorted(
+        (r["source"], r["bronze_key"], r["bronze_etag"], r["status"]) for r in recorded
+    )
+    of_page = sorted((r["bronze_etag"], r["is_current"]) for r in history if r["bronze_key"] == page)
+    assert [current for etag, current in of_page if etag in {"v2", "v3"}] == [True, False]
+    assert sum(current for _, current in of_page) == 1
+    current = {(r["source_name"], r["bronze_key"]) for r in history if r["is_current"]}
+    assert len(current) == sum(r["is_current"] for r in history)  # one current row per key
+
+
+def test_empty_sources_build_gold_with_empty_marts(gold_local_settings: Settings) -> None:
+    """A lake whose silver holds only currency_rates rows (every other declared table exists, empty)
+    builds and publishes gold: the vacancy marts are empty, the load history has the rates' files."""
+    lake = Lake(gold_local_settings)
+    lake.ensure()
+    silver = make_silver()
+    rates_only = type(silver)(
+        {name: (rows if name == "currency_rates" else []) for name, rows in silver.tables.items()}
+    )
+    loaded = write_silver(lake.silver, rates_only)
+    assert {r["source"] for r in loaded} == {"currency_rates"}
+
+    result = build_gold(gold_local_settings)
+
+    rows = {m.name: m.rows for m in result.manifest.marts}
+    assert rows == {
+        "load_history": len(loaded),
+        "salary_by_role_month": 0,
+        "skills_demand_by_month": 0,
+        "vacancies_by_region_month": 0,
+    }
+    empty = read_mart(lake.gold, result.manifest.mart("vacancies_by_region_month").key)
+    assert empty == []
+    history = read_mart(lake.gold, result.manifest.mart("load_history").key)
+    assert {(r["source_name"], r["status"]) for r in history} == {("currency_rates", "loaded")}
+
+
+def test_a_silver_table_that_does_not_exist_is_refused_with_what_to_run(gold_local_settings: Settings) -> None:
+    lake = Lake(gold_local_settings)
+    lake.ensure()
+    ensure_silver(lake.silver)
+    assert isinstance(lake.silver, LocalLayerStore)
+    vacancies = lake.silver.path("vacancies")
+    for path in sorted(vacancies.rglob("*"), reverse=True):
+        path.rmdir() if path.is_dir() else path.unlink()
+    vacancies.rmdir()
+
+    with pytest.raises(SilverNotReadyError, match="lakehouse-silverize run") as refused:
+        build_gold(gold_local_settings)
+
+    assert refused.value.missing == ["vacancies"]
+    assert not list(lake.gold.list())  # nothing staged, nothing published

@@ -40,7 +40,7 @@ CHART_PROBE = """
 PAGE_PROBE = """
 ({title: document.title, sections: [...document.querySelectorAll('section')].map(s => s.id),
   loads: document.querySelectorAll('#last-loads tbody tr').length,
-  unreadable: document.querySelectorAll('#last-loads .badge.unreadable').length,
+  quarantined: document.querySelectorAll('#last-loads .badge.quarantined').length,
   freshness: [...document.querySelectorAll('#freshness tbody tr')].map(r => r.cells[0].textContent),
   scripts: document.scripts.length})
 """
@@ -93,7 +93,7 @@ def test_report_renders_in_headless_chromium(
     assert by_id["vacancies-by-region"]["kinds"] == ["circle", "path"]
     assert by_id["top-skills"]["kinds"] == ["rect"] and by_id["salary-bands"]["kinds"] == ["g"]
     assert facts["scripts"] == 0
-    assert facts["loads"] == 15 and facts["unreadable"] == 1  # the newest entry is the unreadable file
+    assert facts["loads"] == 15 and facts["quarantined"] == 1  # the newest load is the file quarantined whole
     assert facts["freshness"] == ["bronze", "silver", "gold"]
     assert analyst_env.bronze_key in output.read_text(encoding="utf-8")  # the newest data object, not a sidecar
 

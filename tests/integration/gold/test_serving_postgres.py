@@ -191,7 +191,7 @@ def load_history(rows: int) -> pa.Table:
             "source_name": pa.array(["vacancies" if i % 3 else "currency_rates" for i in range(rows)], pa.string()),
             "bronze_key": pa.array([f"k/{i:04d}.json" for i in range(rows)], pa.string()),
             "bronze_etag": pa.array([f"etag-{i}" for i in range(rows)], pa.string()),
-            "status": pa.array(["loaded" if i % 5 else "unreadable" for i in range(rows)], pa.string()),
+            "status": pa.array(["loaded" if i % 5 else "quarantined" for i in range(rows)], pa.string()),
             "rows_in": pa.array([100 + i for i in range(rows)], pa.int64()),
             "rows_out": pa.array([100 + i - i % 3 for i in range(rows)], pa.int64()),
             "rows_quarantined": pa.array([i % 3 for i in range(rows)], pa.int64()),

@@ -15,7 +15,7 @@ from airflow.models.asset import AssetEvent, AssetModel
 from airflow.utils.session import create_session
 from sqlalchemy import select
 
-from lakehouse_common.ledger import Ledger
+from lakehouse_common import tables
 from lakehouse_common.settings import Settings, get_settings
 from lakehouse_common.storage import Lake
 from lakehouse_orchestration import tasks
@@ -54,7 +54,7 @@ def test_landing_sensor_silver_gold_and_replica_through_the_dags(
     lake = Lake(get_settings())
     started = time.time()
 
-    # Landing: the deferrable S3KeySensor sees bronze objects with no ledger entry and marks bronze updated.
+    # Landing: the deferrable S3KeySensor sees bronze objects the load history lacks and marks bronze updated.
     landing = run(dagbag, "landing__vacancies", task_ids=["wait_for_new_objects"])
     assert states(landing) == {"wait_for_new_objects": "success"}
     (bronze_event,) = events("bronze/vacancies", started)
@@ -62,18 +62,19 @@ def test_landing_sensor_silver_gold_and_replica_through_the_dags(
     assert bronze_event["pending"] == len(pending) > 1
     assert bronze_event["via"] == "sensor"
 
-    # Silver: one mapped task per pending object; the silver event carries the objects and rows.
+    # Silver: one mapped task per batch of pending objects (one Delta commit per table per batch);
+    # the silver event carries the objects and rows.
     for source in ("currency_rates", "vacancies", "vacancy_details"):
         silver = run(dagbag, f"silver__{source}")
         assert str(silver.state) == "success", states(silver)
     mapped = [ti for ti in silver.get_task_instances() if ti.task_id == "silverize"]
     details = [o.key for o in lake.bronze.list("vacancy_details/")]
-    assert len(mapped) == len(details) > 1
+    assert len(details) > 1 and len(mapped) == 1  # all of them fit one batch (BATCH_OBJECTS)
     (skills_event,) = events("silver/vacancy_skills", started)
-    entries = list(Ledger(lake.silver).entries("vacancy_details"))
+    entries = tables.history_rows(lake.silver, "vacancy_details")
     assert skills_event["objects"] == len(entries) == len(details)
-    assert skills_event["rows_out"] == sum(e.rows_out for e in entries) > 0
-    assert skills_event["rows_quarantined"] == sum(e.rows_quarantined for e in entries)
+    assert skills_event["rows_out"] == sum(e["rows_out"] for e in entries) > 0
+    assert skills_event["rows_quarantined"] == sum(e["rows_quarantined"] for e in entries)
 
     # Gold and its replica.
     gold = run(dagbag, "gold")

@@ -10,7 +10,7 @@ On a temporary local lake, as a new user would:
    Its banner names the UI, the admin password file (read here to log in) and the drop command;
 3. every project DAG is unpaused; the drop command from the banner writes a new page, detail file and
    rates file into bronze;
-4. for each source ``landing__<source>`` announced it and ``silver__<source>`` loaded it (the ledger
+4. for each source ``landing__<source>`` announced it and ``silver__<source>`` loaded it (the load history
    has every new key), then ``gold`` and ``replicate_gold`` succeeded after the last silver run;
 5. SIGTERM stops the launcher and every process it started (the process tree is checked).
 
@@ -38,8 +38,8 @@ from urllib.parse import quote
 import pytest
 import requests
 
+from lakehouse_common import tables
 from lakehouse_common.contracts import ContractRegistry
-from lakehouse_common.ledger import Ledger
 from lakehouse_common.settings import get_settings
 from lakehouse_common.storage import Lake
 from lakehouse_orchestration.stack import descendants, free_port, running, stop_process_tree
@@ -55,6 +55,7 @@ PROJECT_DAGS = {
     "gold",
     "replicate_gold",
     "serve_postgres",
+    "silver_maintenance",
 }
 STARTUP_TIMEOUT_S = 420.0
 CHAIN_TIMEOUT_S = 600.0
@@ -290,9 +291,10 @@ def test_make_airflow_after_make_demo_runs_a_dropped_file(lake_env: dict[str, st
     chain = wait_for(
         lambda: chain_done(airflow, dropped_at), CHAIN_TIMEOUT_S, "silver, gold and replicate_gold", launcher
     )
-    ledger = Ledger(Lake(settings).silver)
-    missing = [key for key in sorted(new) if not ledger.history_of(key.split("/", 1)[0], key)]
-    assert not missing, f"no ledger entry for {missing}"
+    silver = Lake(settings).silver
+    loaded = {(r["source"], r["bronze_key"]) for r in tables.history_rows(silver) if r["status"] == "loaded"}
+    missing = [key for key in sorted(new) if (key.split("/", 1)[0], key) not in loaded]
+    assert not missing, f"no loaded row in the load history for {missing}"
     assert chain["gold"] and chain["replicas"]
 
     # SIGTERM ends the launcher and everything it started.

@@ -108,7 +108,6 @@ def test_the_deferred_landing_sensor_fails_its_try_when_s3_is_down(
         trigger = PendingS3KeyTrigger(
             source="vacancies",
             prefix="vacancies/",
-            ledger_bucket=lake_env.silver_bucket,
             bucket_name=lake_env.bronze_bucket,
             bucket_key=f"s3://{lake_env.bronze_bucket}/vacancies/*",
             wildcard_match=True,
@@ -132,7 +131,6 @@ def test_the_deferred_landing_sensor_fails_its_try_when_s3_is_down(
         source="vacancies",
         prefix="vacancies/",
         bronze_bucket=lake_env.bronze_bucket,
-        ledger_bucket=lake_env.silver_bucket,
         aws_conn_id="lakehouse_s3",
     )
     with pytest.raises(RuntimeError, match=f"landing sensor of 'vacancies' failed in the triggerer: .*{endpoint}"):

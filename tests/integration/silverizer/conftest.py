@@ -1,30 +1,37 @@
-"""Fixtures of the silverizer's integration tests: a lake on either backend."""
+"""Fixtures of the silverizer's integration tests: a lake on either backend, and silver read back
+the way any engine reads it (deltalake's log reader, DuckDB's ``delta_scan``), not through the
+silverizer's own code."""
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import http.client
 import os
 import re
 import threading
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import duckdb
+import duckdb_extensions
 import pytest
+from deltalake import DeltaTable
 
+from lakehouse_common import tables
 from lakehouse_common.contracts import ContractRegistry
-from lakehouse_common.ledger import logical_key
 from lakehouse_common.settings import Settings, get_settings
-from lakehouse_gold.catalog import build_catalog, connect_lake
+from lakehouse_common.storage import Lake, LayerStore
+from lakehouse_silverizer.commits import table_specs
 from lakehouse_silverizer.runner import Silverizer
 from lakehouse_silverizer.settings import SilverizerSettings
 
 REPO = Path(__file__).resolve().parents[3]
+# Columns that name a run or the time a run did something: two runs over the same bronze differ only there.
+VOLATILE = frozenset({"run_id", "started_at", "finished_at", "seconds", "quarantined_at", "table_versions"})
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -47,7 +54,7 @@ SilverizerFactory = Callable[..., Silverizer]
 
 @pytest.fixture
 def make_silverizer(lake_env: Settings) -> SilverizerFactory:
-    """A new Silverizer (its own claim owner, like a separate run) on the lake of ``lake_env``."""
+    """A new Silverizer (its own run id, like a separate run) on the lake of ``lake_env``."""
 
     def make(**options: object) -> Silverizer:
         return Silverizer(
@@ -59,46 +66,106 @@ def make_silverizer(lake_env: Settings) -> SilverizerFactory:
     return make
 
 
-def committed_state(silverizer: Silverizer) -> dict[str, str]:
-    """Silver as readers see it: each committed file (by name without the attempt) and its sha256."""
+# -- silver as any engine reads it ----------------------------------------------------------------
+def silver_table_names(silverizer: Silverizer) -> list[str]:
+    """The bookkeeping tables and every declared source's tables."""
+    names = [tables.LOAD_HISTORY, tables.QUARANTINE]
+    for source in silverizer.registry.names():
+        names += [spec.name for spec in table_specs(silverizer.registry.get(source))]
+    return names
+
+
+def delta_rows(store: LayerStore, name: str, *, drop: frozenset[str] = VOLATILE) -> list[dict[str, Any]]:
+    """Table ``name``'s rows as deltalake reads its log (no project code), in a stable order,
+    without the ``drop`` columns; [] when the table does not exist."""
+    try:
+        table = DeltaTable(store.table_uri(name), storage_options=store.delta_options or None)
+    except Exception as exc:  # deltalake's TableNotFoundError
+        if type(exc).__name__ != "TableNotFoundError":
+            raise
+        return []
+    rows = table.to_pyarrow_table().to_pylist()
+    return sorted(({k: v for k, v in r.items() if k not in drop} for r in rows), key=repr)
+
+
+def silver_state(silverizer: Silverizer, *, drop: frozenset[str] = VOLATILE) -> dict[str, list[dict[str, Any]]]:
+    """Every silver table's rows (run ids and run times left out): equal for two lakes that
+    processed the same bronze object versions, however many attempts it took."""
+    return {name: delta_rows(silverizer.lake.silver, name, drop=drop) for name in silver_table_names(silverizer)}
+
+
+def wipe_silver(silverizer: Silverizer) -> None:
+    """Delete every silver object: the next run rebuilds silver from bronze (a clean run's reference)."""
     store = silverizer.lake.silver
-    return {
-        logical_key(key): hashlib.sha256(store.read_bytes(key)).hexdigest() for key in silverizer.ledger.committed()
-    }
+    keys = [info.key for info in store.list()]
+    for start in range(0, len(keys), 500):
+        store.delete(keys[start : start + 500])
+    assert not list(store.list())
 
 
-@pytest.fixture
-def silver_state() -> Callable[[Silverizer], dict[str, str]]:
-    """:func:`committed_state`: what readers see, equal for two runs that loaded the same objects."""
-    return committed_state
+def duckdb_lake(settings: Settings) -> duckdb.DuckDBPyConnection:
+    """DuckDB with the delta extension (from its PyPI wheel: offline), on S3 with httpfs and a secret
+    for the lake's endpoint, as an analyst's session would set it up."""
+    con = duckdb.connect()
+    names = ["delta"] if settings.backend == "local" else ["httpfs", "delta"]
+    for name in names:
+        try:
+            con.execute(f"LOAD {name}")
+        except duckdb.Error:
+            duckdb_extensions.import_extension(name, con=con)
+            con.execute(f"LOAD {name}")
+    if settings.backend == "s3":
+        assert settings.s3_endpoint_url and settings.s3_access_key_id and settings.s3_secret_access_key
+        endpoint = urlparse(settings.s3_endpoint_url)
+        con.execute(
+            "CREATE SECRET (TYPE s3, KEY_ID ?, SECRET ?, REGION ?, ENDPOINT ?, URL_STYLE 'path', USE_SSL ?)",
+            [
+                settings.s3_access_key_id.get_secret_value(),
+                settings.s3_secret_access_key.get_secret_value(),
+                settings.s3_region,
+                endpoint.netloc,
+                endpoint.scheme == "https",
+            ],
+        )
+    return con
 
 
-@pytest.fixture
-def reader_rows(lake_env: Settings, tmp_path: Path) -> Callable[[str], list[dict[str, Any]]]:
-    """A silver table's rows as a real reader gets them: a DuckDB query of the catalog's view
-    (committed files only, through httpfs on S3), as dicts in a stable order."""
+Rows = Callable[[str], list[dict[str, Any]]]
+
+
+@contextlib.contextmanager
+def scan_reader(settings: Settings) -> Iterator[Rows]:
+    """A silver table's rows as DuckDB's ``delta_scan`` reads them (the committed snapshot, over
+    httpfs on S3), as dicts in a stable order."""
+    con = duckdb_lake(settings)
+    store = Lake(settings).silver
 
     def rows(table: str) -> list[dict[str, Any]]:
-        path = tmp_path / f"reader-{uuid.uuid4().hex[:8]}.duckdb"
-        result = build_catalog(lake_env, path)
-        if f"silver.{table}" not in {o.qualified for o in result.objects}:
-            return []
-        con = connect_lake(lake_env, path)
-        try:
-            cursor = con.execute(f"SELECT * FROM silver.{table}")
-            names = [d[0] for d in cursor.description]
-            return sorted((dict(zip(names, r, strict=True)) for r in cursor.fetchall()), key=repr)
-        finally:
-            con.close()
-            path.unlink(missing_ok=True)
+        cursor = con.execute(f"SELECT * FROM delta_scan('{store.table_uri(table)}')")
+        names = [d[0] for d in cursor.description]
+        return sorted((dict(zip(names, r, strict=True)) for r in cursor.fetchall()), key=repr)
 
-    return rows
+    try:
+        yield rows
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def reader_rows(lake_env: Settings) -> Iterator[Rows]:
+    """:func:`scan_reader` on the lake of ``lake_env``."""
+    with scan_reader(lake_env) as rows:
+        yield rows
 
 
 # -- a fault-injecting proxy in front of the moto server ----------------------------------------
 @dataclass
 class Fault:
-    """Answer matching requests with an S3 error: ``rate`` of them (1.0: all), spread evenly."""
+    """Answer matching requests with an S3 error: ``rate`` of them (1.0: all), spread evenly.
+
+    With ``action``, a matching request is not answered with an error: ``action`` runs first
+    (e.g. SIGKILL the client), then the request is forwarded when ``forward`` is set, else the
+    connection is dropped unanswered."""
 
     method: str  # "*" for any
     path: re.Pattern[str]
@@ -107,6 +174,9 @@ class Fault:
     rate: float = 1.0
     seen: int = 0
     failed: int = 0
+    action: Callable[[], None] | None = None
+    forward: bool = False
+    matched: list[str] = field(default_factory=list)
 
     def hit(self, method: str, path: str) -> bool:
         if self.method not in {"*", method} or not self.path.search(path):
@@ -114,6 +184,8 @@ class Fault:
         self.seen += 1
         due = int(self.seen * self.rate) > int((self.seen - 1) * self.rate)
         self.failed += due
+        if due:
+            self.matched.append(f"{method} {path}")
         return due
 
 
@@ -123,6 +195,7 @@ class FaultProxy:
     def __init__(self, upstream: str) -> None:
         self.upstream = urlparse(upstream)
         self.faults: list[Fault] = []
+        self.log: list[str] = []  # every request, "<method> <path>"
         self.lock = threading.Lock()
         proxy = self
 
@@ -144,10 +217,30 @@ class FaultProxy:
                         self.rfile.readline()
                 return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
+            def _forward(self, body: bytes) -> tuple[int, list[tuple[str, str]], bytes, str | None]:
+                upstream = http.client.HTTPConnection(proxy.upstream.hostname or "", proxy.upstream.port, timeout=30)
+                try:
+                    headers = {
+                        k: v for k, v in self.headers.items() if k.lower() not in {"transfer-encoding", "expect"}
+                    }
+                    headers["Content-Length"] = str(len(body))
+                    upstream.request(self.command, self.path, body=body, headers=headers)
+                    answer = upstream.getresponse()
+                    return answer.status, answer.getheaders(), answer.read(), answer.getheader("Content-Length")
+                finally:
+                    upstream.close()
+
             def _handle(self) -> None:
                 body = self._body()
                 with proxy.lock:
+                    proxy.log.append(f"{self.command} {self.path}")
                     fault = next((f for f in proxy.faults if f.hit(self.command, self.path)), None)
+                if fault is not None and fault.action is not None:
+                    if fault.forward:
+                        self._forward(body)
+                    fault.action()
+                    self.close_connection = True
+                    return
                 if fault is not None:
                     xml = (
                         f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{fault.code}</Code>'
@@ -161,23 +254,16 @@ class FaultProxy:
                     if self.command != "HEAD":
                         self.wfile.write(xml)
                     return
-                upstream = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=30)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in {"transfer-encoding", "expect"}}
-                headers["Content-Length"] = str(len(body))
-                upstream.request(self.command, self.path, body=body, headers=headers)
-                answer = upstream.getresponse()
-                data = answer.read()
-                self.send_response(answer.status)
-                for name, value in answer.getheaders():
+                status, headers, data, length = self._forward(body)
+                self.send_response(status)
+                for name, value in headers:
                     if name.lower() not in {"transfer-encoding", "content-length", "connection", "date", "server"}:
                         self.send_header(name, value)
                 # A HEAD answer states the object's length, with no body.
-                length = answer.getheader("Content-Length") if self.command == "HEAD" else None
-                self.send_header("Content-Length", length or str(len(data)))
+                self.send_header("Content-Length", (length if self.command == "HEAD" else None) or str(len(data)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)
-                upstream.close()
 
             do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _handle
 
@@ -189,6 +275,13 @@ class FaultProxy:
 
     def fail(self, method: str, path: str, status: int = 503, code: str = "SlowDown", rate: float = 1.0) -> Fault:
         fault = Fault(method, re.compile(path), status, code, rate)
+        with self.lock:
+            self.faults.append(fault)
+        return fault
+
+    def intercept(self, method: str, path: str, action: Callable[[], None], *, forward: bool) -> Fault:
+        """Run ``action`` on the first matching request instead of answering it (see :class:`Fault`)."""
+        fault = Fault(method, re.compile(path), 0, "", rate=1.0, action=action, forward=forward)
         with self.lock:
             self.faults.append(fault)
         return fault

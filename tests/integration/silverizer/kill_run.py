@@ -1,76 +1,70 @@
-"""Run the silverizer on one source and SIGKILL this very process at a named point.
+"""Run ``lakehouse-silverize run <source>`` in this process and SIGKILL it at a named point.
 
 Used by test_kill_matrix.py as ``python kill_run.py <source> <point>``; the lake comes from the
-LAKEHOUSE_* environment. Points: ``reading`` (the second chunk being parsed), ``before-ledger``
-(outputs published, the ledger entry not yet written), ``publish`` (one output published, the
-next one mid-upload: its temporary file written, on S3 a multipart upload started).
+LAKEHOUSE_* environment (a batch of every pending object: one commit per table). Points:
+
+- ``before-staging``: the first chunk is being parsed, nothing is staged yet;
+- ``staged``: every object's files are staged inside the tables, no table committed yet;
+- ``between-tables``: the first table (the source's own) is committed, the next (``_quarantine``) not;
+- ``history-write``: the load-history commit begins (every data table committed), nothing of it written;
+- ``history-written``: the load-history commit is in the log, the run has not returned from it.
+
+(test_kill_matrix.py also SIGKILLs the real ``lakehouse-silverize`` from outside, on S3, while the
+load history's log put is in flight.)
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import sys
-from collections.abc import Iterator
-from typing import Any, BinaryIO
+from collections.abc import Callable
+from typing import Any
 
-from lakehouse_common.contracts import ContractRegistry
-from lakehouse_common.ledger import Ledger
-from lakehouse_common.settings import get_settings
-from lakehouse_common.storage import S3LayerStore
-from lakehouse_silverizer import readers, writers
-from lakehouse_silverizer.runner import Silverizer
-from lakehouse_silverizer.settings import SilverizerSettings
+from lakehouse_silverizer import cli, commits, readers
+from lakehouse_silverizer.commits import DeltaCommitter
+
+POINTS = ("before-staging", "staged", "between-tables", "history-write", "history-written")
 
 
-def die(*_args: Any, **_kwargs: Any) -> None:
+def die(*_args: Any, **_kwargs: Any) -> Any:
+    sys.stdout.flush()
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def main(source: str, point: str) -> None:
-    if point == "reading":
-        parse = readers.CsvReader.parse
-        calls = {"n": 0}
+def on_call(original: Callable[..., Any], nth: int, *, after: bool = False) -> Callable[..., Any]:
+    """``original``, but SIGKILL on its ``nth`` call (before it runs, or ``after`` it returned)."""
+    calls = {"n": 0}
 
-        def parse_then_die(self: readers.CsvReader, chunk: readers.Chunk) -> readers.RawBatch:
-            calls["n"] += 1
-            if calls["n"] == 2:
-                die()
-            return parse(self, chunk)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == nth and not after:
+            die()
+        result = original(*args, **kwargs)
+        if calls["n"] == nth and after:
+            die()
+        return result
 
-        readers.CsvReader.parse = parse_then_die  # type: ignore[method-assign]
-    elif point == "before-ledger":
-        Ledger.record = die  # type: ignore[method-assign]
-    elif point == "publish":
-        publishing = writers.PartitionedParquetWriter._publishing
-        opened = {"n": 0}
+    return wrapped
 
-        @contextlib.contextmanager
-        def die_mid_upload(self: writers.PartitionedParquetWriter, key: str) -> Iterator[BinaryIO]:
-            opened["n"] += 1
-            if opened["n"] < 2:
-                with publishing(self, key) as sink:
-                    yield sink
-                return
-            with self.store.open_output(key) as sink:
-                yield sink
-                sink.flush()
-                if isinstance(self.store, S3LayerStore):
-                    client, bucket = self.store.client, self.store.bucket
-                    upload = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
-                    sink.seek(0)
-                    client.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=1, Body=sink.read())
-                die()
 
-        writers.PartitionedParquetWriter._publishing = die_mid_upload  # type: ignore[method-assign]
+def arm(point: str) -> None:
+    if point == "before-staging":
+        readers.CsvReader.parse = on_call(readers.CsvReader.parse, 1)  # type: ignore[method-assign]
+    elif point == "staged":
+        DeltaCommitter.commit = on_call(DeltaCommitter.commit, 1)  # type: ignore[method-assign]
+    elif point == "between-tables":
+        DeltaCommitter.commit = on_call(DeltaCommitter.commit, 2)  # type: ignore[method-assign]
+    elif point == "history-write":
+        # write_deltalake is the load history's commit (the data tables commit otherwise)
+        commits.write_deltalake = on_call(commits.write_deltalake, 1)  # type: ignore[attr-defined]
+    elif point == "history-written":
+        commits.write_deltalake = on_call(commits.write_deltalake, 1, after=True)  # type: ignore[attr-defined]
     else:
-        raise SystemExit(f"unknown kill point {point!r}; valid: reading, before-ledger, publish")
-    settings = get_settings()
-    options = SilverizerSettings(block_size=1 << 16, threads=1)
-    Silverizer(settings, ContractRegistry.from_dir(settings.contracts_dir), options).run_source(source)
-    raise SystemExit("the kill point was never reached")
+        raise SystemExit(f"unknown kill point {point!r}; valid: {', '.join(POINTS)}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    arm(sys.argv[2])
+    cli.main(["run", sys.argv[1]])
+    raise SystemExit(f"the kill point {sys.argv[2]} was never reached")

@@ -1,32 +1,41 @@
-"""On both backends: ``reconcile`` finds pending objects, orphan silver files and entries whose
-bronze object is gone (``--strict`` exits 1); the same object delivered twice gives one silver
-output (matrix row 1); hostile bronze keys never become silver paths (row 15)."""
+"""On both backends: ``reconcile`` reports pending objects and loaded keys whose bronze object is
+gone (``--strict`` exits 1) and the files no snapshot names; ``history`` shows each object's
+status, rows and reason; an unchanged object delivered again loads nothing new; hostile bronze
+keys load and their staged files stay inside the table, named without the key."""
 
 from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
+import pyarrow as pa
 import pytest
+from deltalake import DeltaTable
 
+from lakehouse_common import tables
 from lakehouse_common.contracts import ContractRegistry
-from lakehouse_common.ledger import etag_id, key_id
 from lakehouse_common.settings import Settings, get_settings
-from lakehouse_common.storage import S3LayerStore
+from lakehouse_common.storage import LayerStore
 from lakehouse_silverizer.cli import main
 from lakehouse_silverizer.reconcile import reconcile
 from lakehouse_silverizer.runner import Silverizer
 
-REPO = Path(__file__).resolve().parents[3]
+from .conftest import REPO, Rows, SilverizerFactory, delta_rows, scan_reader, silver_state
 
-RATES = "date,currency,rate\n" + "".join(f"2025-0{1 + i % 2}-{1 + i % 28:02d},USD,{90 + i}.5\n" for i in range(60))
+# 56 distinct (date, currency) keys over two months.
+RATES = "date,currency,rate\n" + "".join(f"2025-0{1 + i // 28}-{1 + i % 28:02d},USD,{90 + i}.5\n" for i in range(56))
 
 
-def test_reconcile_lists_pending_orphans_and_gone(
-    lake_env: Settings, make_silverizer: Any, capsys: pytest.CaptureFixture[str]
+def staged_paths(store: LayerStore, name: str) -> list[str]:
+    """The data files table ``name``'s snapshot names, relative to the table."""
+    table = DeltaTable(store.table_uri(name), storage_options=store.delta_options or None)
+    return [unquote(str(p)) for p in pa.table(table.get_add_actions(flatten=True)).column("path").to_pylist()]
+
+
+def test_reconcile_lists_pending_and_gone(
+    lake_env: Settings, make_silverizer: SilverizerFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = make_silverizer()
     bronze = run.lake.bronze
@@ -37,48 +46,65 @@ def test_reconcile_lists_pending_orphans_and_gone(
     capsys.readouterr()
 
     bronze.put_bytes("currency_rates/c.csv", RATES.replace("USD", "GBP").encode())  # pending
-    run.lake.silver.put_bytes("currency_rates/rate_month=2025-01/part-stray.parquet", b"PAR1")  # orphan
-    bronze.delete(["currency_rates/b.csv"])  # its entry's bronze object is gone
+    bronze.delete(["currency_rates/b.csv"])  # its rows stay in silver, its bronze object is gone
     report = reconcile(run, "currency_rates")
+    assert report.bronze_objects == 2
     assert report.pending == ["currency_rates/c.csv"]
-    assert report.orphan_outputs == ["currency_rates/rate_month=2025-01/part-stray.parquet"]
     assert report.bronze_gone == ["currency_rates/b.csv"]
     assert not report.ok
 
     assert main(["reconcile", "currency_rates", "--json", "--strict"]) == 1
     printed = json.loads(capsys.readouterr().out)
-    assert printed["pending"] == ["currency_rates/c.csv"] and printed["ok"] is False
+    assert printed["pending"] == ["currency_rates/c.csv"] and printed["bronze_gone"] == ["currency_rates/b.csv"]
+    assert printed["ok"] is False
     assert main(["reconcile", "currency_rates"]) == 0  # without --strict it only reports
     text = capsys.readouterr().out
-    assert "1 pending" in text and "orphan: currency_rates/rate_month=2025-01/part-stray.parquet" in text
+    assert "1 pending" in text and "bronze gone: currency_rates/b.csv" in text
+
+    run.run_source("currency_rates")  # c.csv loads; b.csv stays gone until its rows are dealt with
+    after = reconcile(run, "currency_rates")
+    assert after.pending == [] and after.bronze_gone == ["currency_rates/b.csv"]
 
 
-def test_ledger_command_shows_state_rows_timings_and_reason(
-    lake_env: Settings, make_silverizer: Any, capsys: pytest.CaptureFixture[str]
+def test_reconcile_lists_files_no_snapshot_names_until_vacuumed(
+    lake_env: Settings, make_silverizer: SilverizerFactory
+) -> None:
+    run = make_silverizer()
+    run.lake.bronze.put_bytes("currency_rates/a.csv", RATES.encode())
+    run.run_source("currency_rates")
+    stray = "currency_rates/rate_month=2025-01/part-aaaaaaaaaaaa-bbbbbbbbbbbb-cccccccc.parquet"  # a killed run's
+    run.lake.silver.put_bytes(stray, b"PAR1")
+    assert reconcile(run, "currency_rates").unreferenced == [stray]
+    assert main(["maintain", "currency_rates", "--retention-s", "0", "--no-compact"]) == 0
+    assert not run.lake.silver.exists(stray)
+    assert reconcile(run, "currency_rates").unreferenced == []
+
+
+def test_history_command_shows_status_rows_timings_and_reason(
+    lake_env: Settings, make_silverizer: SilverizerFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = make_silverizer()
     run.lake.bronze.put_bytes("currency_rates/a.csv", RATES.encode())
     run.lake.bronze.put_bytes("currency_rates/empty.csv", b"")
     run.run_source("currency_rates")
-    assert main(["ledger", "currency_rates", "--json"]) == 0
-    rows = {r["key"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
-    assert rows["currency_rates/a.csv"]["status"] == "loaded" and rows["currency_rates/a.csv"]["rows_in"] == 60
-    assert (
-        rows["currency_rates/empty.csv"]["status"] == "unreadable"
-        and "empty" in rows["currency_rates/empty.csv"]["reason"]
-    )
+    assert main(["history", "currency_rates", "--json"]) == 0
+    rows = {r["bronze_key"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    loaded, empty = rows["currency_rates/a.csv"], rows["currency_rates/empty.csv"]
+    assert loaded["status"] == "loaded" and loaded["rows_in"] == loaded["rows_out"] == 56
+    assert empty["status"] == "quarantined" and "empty" in empty["reason"]
     for row in rows.values():
-        assert {"rows_out", "rows_quarantined", "started_at", "finished_at", "seconds"} <= set(row)
-    assert main(["ledger", "currency_rates"]) == 0
+        assert {"rows_out", "rows_quarantined", "started_at", "finished_at", "seconds", "run_id"} <= set(row)
+    assert set(loaded["table_versions"]) == {"currency_rates", tables.QUARANTINE}
+    assert main(["history", "currency_rates"]) == 0
     table = capsys.readouterr().out
-    assert "unreadable" in table and "the file is empty" in table
+    assert "quarantined" in table and "the file is empty" in table
+    # The whole-file rejection is in the quarantine table too, with no row or field.
+    (rejected,) = delta_rows(run.lake.silver, tables.QUARANTINE)
+    assert (rejected["bronze_key"], rejected["row"], rejected["field"]) == ("currency_rates/empty.csv", None, None)
 
 
-def test_the_same_object_delivered_twice_gives_one_silver_output(
-    lake_env: Settings,
-    make_silverizer: Any,
-    silver_state: Callable[[Any], dict[str, str]],
-    reader_rows: Callable[[str], list[dict[str, Any]]],
+def test_an_unchanged_object_delivered_again_loads_nothing_new(
+    lake_env: Settings, make_silverizer: SilverizerFactory, reader_rows: Rows
 ) -> None:
     def rows() -> list[dict[str, Any]]:  # what readers see, but the bronze version's time
         return sorted(
@@ -88,19 +114,18 @@ def test_the_same_object_delivered_twice_gives_one_silver_output(
     run = make_silverizer()
     run.lake.bronze.put_bytes("currency_rates/a.csv", RATES.encode())
     (first,) = run.run_source("currency_rates").entries
-    before, rows_before = silver_state(run), rows()
-    assert len(before) == 2  # two months
+    before = rows()
+    assert len(before) == first.rows_out == 56
     run.lake.bronze.put_bytes("currency_rates/a.csv", RATES.encode())  # redelivered: same key, same bytes
     again = run.run_source("currency_rates").entries
-    after = silver_state(run)
-    if isinstance(run.lake.silver, S3LayerStore):
-        assert again == [] and after == before  # same ETag: not even reprocessed
-    else:  # locally the ETag is size+mtime: a new version, whose files replace the first one's for readers
-        assert [e.rows_out for e in again] == [first.rows_out]
-        assert len(after) == len(before)
-    assert rows() == rows_before and len(rows_before) == first.rows_out  # the rows once, not twice
+    if lake_env.backend == "s3":  # the same ETag (the bytes' MD5): not pending, nothing is read
+        assert again == []
+    else:  # the local ETag is size and mtime: a new version, whose rows replace their keys' rows
+        assert [(e.status, e.rows_out) for e in again] == [("loaded", 56)]
+    assert rows() == before  # the rows once, not twice, and the same rows
+    state = silver_state(run)
     assert run.run_source("currency_rates").entries == []  # and a third run changes nothing
-    assert silver_state(run) == after
+    assert silver_state(run) == state and run.pending("currency_rates") == []
 
 
 @pytest.mark.parametrize(
@@ -108,16 +133,30 @@ def test_the_same_object_delivered_twice_gives_one_silver_output(
     [
         pytest.param("отчёт за май.csv", id="unicode-spaces"),
         pytest.param("a%2F..%2Fb.csv", id="percent-2f"),
+        pytest.param("rates..v2 ..csv", id="dot-dot-in-name"),
         pytest.param("x" * 200 + ".csv", id="long-name"),
     ],
 )
-def test_hostile_bronze_keys_never_become_silver_paths(lake_env: Settings, make_silverizer: Any, name: str) -> None:
+def test_hostile_bronze_keys_load_and_their_files_stay_inside_the_table(
+    lake_env: Settings, make_silverizer: SilverizerFactory, reader_rows: Rows, name: str
+) -> None:
     run = make_silverizer()
     key = f"currency_rates/{name}"
     run.lake.bronze.put_bytes(key, RATES.encode())
     (entry,) = run.run_source("currency_rates").entries
-    assert entry.status == "loaded" and entry.key == key
-    assert all(name not in output and ".." not in output for output in entry.outputs)
+    assert entry.status == "loaded" and entry.key == key and entry.rows_out == 56
+    assert {r["_bronze_key"] for r in reader_rows("currency_rates")} == {key}
+    assert_contained(run, name)
+
+
+def assert_contained(run: Silverizer, name: str) -> None:
+    """Every file of the table sits in one of its partition directories, named without the key."""
+    paths = staged_paths(run.lake.silver, "currency_rates")
+    assert paths
+    for path in paths:
+        directory, file_name = path.split("/")
+        assert directory.startswith("rate_month=2025-0") and file_name.startswith("part-")
+        assert name not in path and ".." not in path and "%" not in path
 
 
 def test_dot_dot_keys_on_s3_are_read_and_contained(s3_env: Settings) -> None:
@@ -127,43 +166,8 @@ def test_dot_dot_keys_on_s3_are_read_and_contained(s3_env: Settings) -> None:
     key = "currency_rates/../currency_rates/evil.csv.gz"  # pyarrow would normalise it to another key
     run.lake.bronze.put_bytes(key, gzip.compress(RATES.encode()))
     (entry,) = run.run_source("currency_rates").entries
-    assert entry.status == "loaded" and entry.rows_in == 60
-    assert all(".." not in o for o in entry.outputs)
-
-
-def test_vacuum_deletes_what_readers_no_longer_see_once_past_the_retention(
-    lake_env: Settings, make_silverizer: Any, capsys: pytest.CaptureFixture[str]
-) -> None:
-    run = make_silverizer()
-    run.lake.bronze.put_bytes("currency_rates/a.csv", RATES.encode())
-    (first,) = run.run_source("currency_rates").entries
-    run.lake.bronze.put_bytes("currency_rates/a.csv", RATES.replace("USD", "EUR").encode())  # a new version
-    (second,) = run.run_source("currency_rates").entries
-    stray = "currency_rates/rate_month=2025-01/part-aaaa-bbbb-cccc.parquet"  # a killed attempt's file
-    run.lake.silver.put_bytes(stray, b"PAR1")
-
-    report = reconcile(run, "currency_rates")
-    assert report.superseded == sorted(first.outputs) and report.orphan_outputs == [stray]
-    assert main(["vacuum", "currency_rates"]) == 0  # the default retention keeps them: readers may be on them
-    assert "deleted 0 unreferenced file(s); kept 3 younger than the retention" in capsys.readouterr().out
-    assert main(["vacuum", "currency_rates", "--retention-s", "0"]) == 0
-    assert "deleted 3 unreferenced file(s)" in capsys.readouterr().out
-
-    after = reconcile(run, "currency_rates")
-    assert after.ok and after.superseded == [] and after.orphan_outputs == []
-    assert all(run.lake.silver.exists(key) for key in second.outputs)
-    assert not any(run.lake.silver.exists(key) for key in [*first.outputs, stray])
-
-    # A live run's files are never vacuumed, whatever their age: its claim holds their version.
-    working = f"currency_rates/rate_month=2025-02/part-{key_id('currency_rates/a.csv')}-{etag_id('next')}-dddd.parquet"
-    run.lake.silver.put_bytes(working, b"PAR1")
-    held = run.claims.acquire("currency_rates", "currency_rates/a.csv", "next")
-    assert held is not None
-    assert main(["vacuum", "currency_rates", "--retention-s", "0"]) == 0
-    assert "deleted 0 unreferenced file(s); kept 0 younger than the retention, 1 of objects being processed" in (
-        capsys.readouterr().out
-    )
-    assert run.lake.silver.exists(working)
-    assert run.claims.release(held)
-    assert main(["vacuum", "currency_rates", "--retention-s", "0"]) == 0
-    assert "deleted 1 unreferenced file(s)" in capsys.readouterr().out and not run.lake.silver.exists(working)
+    assert entry.status == "loaded" and entry.rows_in == 56
+    with scan_reader(settings) as reader_rows:
+        assert {r["_bronze_key"] for r in reader_rows("currency_rates")} == {key}
+    assert_contained(run, "evil")
+    assert run.pending("currency_rates") == []

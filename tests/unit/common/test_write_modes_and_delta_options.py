@@ -85,3 +85,20 @@ def test_delta_options_on_aws_leave_credentials_to_the_default_chain(tmp_path: P
     assert options["AWS_REGION"] == "eu-central-1"
     assert options["AWS_VIRTUAL_HOSTED_STYLE_REQUEST"] == "true"
     assert not {"AWS_ENDPOINT_URL", "AWS_ALLOW_HTTP", "AWS_ACCESS_KEY_ID"} & options.keys()
+
+
+@pytest.mark.parametrize(
+    ("read_s", "connect_s", "timeout", "connect_timeout"),
+    [
+        pytest.param(60.0, 5.0, "60000ms", "5000ms", id="defaults"),
+        pytest.param(0.5, 0.25, "500ms", "250ms", id="under-a-second-not-rounded-to-zero"),
+    ],
+)
+def test_delta_options_carry_the_s3_timeouts_in_milliseconds(
+    tmp_path: Path, read_s: float, connect_s: float, timeout: str, connect_timeout: str
+) -> None:
+    settings = get_settings(
+        backend="s3", s3_read_timeout_s=read_s, s3_connect_timeout_s=connect_s, scratch_dir=tmp_path
+    )
+    options = delta_storage_options(settings)
+    assert (options["timeout"], options["connect_timeout"]) == (timeout, connect_timeout)

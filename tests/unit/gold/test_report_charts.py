@@ -1,4 +1,4 @@
-"""The report's SVG charts and the shaping of marts and ledger entries into their input: pure functions."""
+"""The report's SVG charts and the shaping of marts and load-history rows into their input: pure functions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from lakehouse_common.ledger import LedgerEntry
 from lakehouse_gold import charts, report
 from lakehouse_gold import report_template as tpl
 
@@ -234,7 +233,7 @@ def test_long_labels_are_truncated_with_the_full_text_in_the_tooltip() -> None:
     assert label in (root.find(f".//{SVG}rect/{SVG}title").text or "")  # type: ignore[union-attr]
 
 
-# -- shaping marts and the ledger ------------------------------------------------------------
+# -- shaping marts and the load history------------------------------------------------------
 
 
 def _region(area: str, name: str, month: date, count: int) -> dict[str, Any]:
@@ -291,25 +290,22 @@ def test_salary_bands_latest_month_by_median() -> None:
     assert bands == [charts.Band("role 2", 40, 50, 60, 7), charts.Band("role 1", 10, 20, 30, 5)]
 
 
-def _entry(source: str, finished: str, status: str = "loaded", rows: int = 10, quarantined: int = 0) -> LedgerEntry:
-    return LedgerEntry(
+def _entry(source: str, finished: str, status: str = "loaded", rows: int = 10, quarantined: int = 0) -> report.Load:
+    return report.Load(
         source=source,
         key=f"{source}/{finished}.json",
-        etag="e",
-        size=1,
-        status=status,  # type: ignore[arg-type]
-        contract_version="v1",
+        status=status,
+        finished_at=datetime.fromisoformat(finished),
         rows_in=rows,
         rows_out=rows - quarantined,
         rows_quarantined=quarantined,
-        finished_at=finished,
     )
 
 
 def test_source_totals_and_last_loads() -> None:
     entries = [
         _entry("vacancies", "2026-01-01T10:00:00+00:00", rows=10, quarantined=2),
-        _entry("vacancies", "2026-01-01T11:00:00+00:00", status="unreadable", rows=0),
+        _entry("vacancies", "2026-01-01T11:00:00+00:00", status="quarantined", rows=0),
         _entry("currency_rates", "2026-01-01T09:00:00+00:00", rows=5),
     ]
     totals = report.source_totals(entries)
@@ -317,7 +313,7 @@ def test_source_totals_and_last_loads() -> None:
         ("currency_rates", 1, 5, 5, 0, 0),
         ("vacancies", 2, 10, 8, 2, 1),
     ]
-    assert [e.finished_at[11:13] for e in report.last_loads(entries, n=2)] == ["11", "10"]
+    assert [e.finished_at.hour for e in report.last_loads(entries, n=2)] == [11, 10]
 
 
 @pytest.mark.parametrize(
@@ -348,7 +344,7 @@ def test_render_before_anything_was_loaded_says_what_is_missing() -> None:
         location="/lake",
         manifest=None,
         marts={},
-        ledger=[],
+        loads=[],
         freshness=[report.Freshness("bronze", now - timedelta(hours=2), "vacancies/a.json")],
     )
     html, svgs = report.render(data)

@@ -52,7 +52,7 @@ def test_load_history_headline_is_the_latest_loads_in_a_few_columns() -> None:
             "source_name": ["s", "s", "t"],
             "bronze_key": ["a", "b", "c"],
             "bronze_etag": ["1", "2", "3"],
-            "status": ["loaded", "unreadable", "loaded"],
+            "status": ["loaded", "quarantined", "loaded"],
             "rows_in": [1, 2, 3],
             "rows_out": [1, 0, 3],
             "rows_quarantined": [0, 2, 0],

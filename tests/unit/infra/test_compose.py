@@ -470,13 +470,32 @@ def test_there_is_one_minio_policy_per_role() -> None:
         pytest.param("reader", "s3:DeleteObject", obj("gold"), False, id="reader-cannot-delete-gold"),
         pytest.param("reader", "s3:GetObject", obj("silver"), False, id="reader-cannot-read-silver"),
         pytest.param("reader", "s3:GetObject", obj("bronze"), False, id="reader-cannot-read-bronze"),
-        # metrics (the pipeline exporter): list every layer, read the ledger and gold's manifest, nothing else
+        # metrics (the pipeline exporter): list every layer, read the load history, the Delta logs and
+        # gold's manifest, nothing else
         *(
             pytest.param("metrics", "s3:ListBucket", bucket_arn(bucket), True, id=f"metrics-lists-{bucket}")
             for bucket in ("bronze", "silver", "gold")
         ),
         pytest.param(
-            "metrics", "s3:GetObject", "arn:aws:s3:::silver/_ledger/vacancies/x.json", True, id="metrics-reads-ledger"
+            "metrics",
+            "s3:GetObject",
+            "arn:aws:s3:::silver/_load_history/source=vacancies/part-x.parquet",
+            True,
+            id="metrics-reads-the-load-history",
+        ),
+        pytest.param(
+            "metrics",
+            "s3:GetObject",
+            "arn:aws:s3:::silver/vacancies/_delta_log/00000000000000000001.json",
+            True,
+            id="metrics-reads-delta-logs",
+        ),
+        pytest.param(
+            "metrics",
+            "s3:GetObject",
+            "arn:aws:s3:::silver/_quarantine/source=x/part-x.parquet",
+            False,
+            id="metrics-cannot-read-the-quarantine",
         ),
         pytest.param("metrics", "s3:GetObject", "arn:aws:s3:::gold/_manifest.json", True, id="metrics-reads-manifest"),
         *(

@@ -73,7 +73,7 @@ def test_dag_files_import_without_errors(parsed: dict[str, Any]) -> None:
 
 
 def test_one_landing_and_one_silver_dag_per_contract(parsed: dict[str, Any]) -> None:
-    expected = {"gold", "replicate_gold", "serve_postgres"}
+    expected = {"gold", "replicate_gold", "serve_postgres", "silver_maintenance"}
     expected |= {f"landing__{s}" for s in SOURCES} | {f"silver__{s}" for s in SOURCES}
     assert set(parsed["dags"]) == expected
 
@@ -153,6 +153,15 @@ def test_asset_chain_bronze_silver_gold_replica(dagbag: Any) -> None:
     assert gold_outputs == marts
     assert _scheduled_on(dagbag.dags["replicate_gold"]) == marts
     assert _scheduled_on(dagbag.dags["serve_postgres"]) == marts
+
+
+def test_silver_dags_only_silverize_and_maintenance_runs_on_its_own_schedule(dagbag: Any) -> None:
+    silver = dagbag.dags["silver__vacancies"]
+    assert sorted(t.task_id for t in silver.tasks) == ["commit", "list_pending", "silverize"]
+    maintenance = dagbag.dags["silver_maintenance"]
+    assert [t.task_id for t in maintenance.tasks] == ["maintain"]
+    assert maintenance.schedule == "@hourly" and maintenance.timetable.expression == "0 * * * *"
+    assert maintenance.get_task("maintain").outlets == []  # maintenance changes no data: it wakes no gold run
 
 
 def test_landing_sensors_are_deferrable_s3_key_sensors_on_s3(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,51 +1,143 @@
 """The orchestration package's own logic: what counts as pending, sensor decisions, the silver
-event's extra, the Assets of each layer, settings and alert messages."""
+event's extra, the maintenance task, the Assets of each layer, settings and alert messages."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pyarrow as pa
 import pytest
+from deltalake import DeltaTable, write_deltalake
 
+from lakehouse_common import tables
 from lakehouse_common.exceptions import SettingsError
-from lakehouse_common.ledger import Ledger
-from lakehouse_common.settings import get_settings
+from lakehouse_common.settings import Settings, get_settings
+from lakehouse_common.storage import Lake, LayerStore, ObjectInfo
 from lakehouse_orchestration import registry
 from lakehouse_orchestration.alerts import failure_message, notify_failure
-from lakehouse_orchestration.sensors import pending_pairs, satisfied
+from lakehouse_orchestration.sensors import PendingFilesTrigger, pending_pairs, satisfied
 from lakehouse_orchestration.settings import get_settings as orchestration_settings
-from lakehouse_orchestration.tasks import summarize_silver
+from lakehouse_orchestration.tasks import maintain_silver, summarize_silver
+from lakehouse_silverizer.commits import DeltaCommitter, StagedObject, history_spec
 
 REPO = Path(__file__).resolve().parents[3]
-A = ("vacancies/d=1/a.json", "etag-a")
-B = ("vacancies/d=1/b.json", "etag-b")
+T0 = datetime(2025, 6, 1, tzinfo=UTC)
+A = ObjectInfo("vacancies/d=1/a.json", 10, "etag-a", T0)
+B = ObjectInfo("vacancies/d=1/b.json", 20, "etag-b", T0)
+PA, PB = (A.key, A.etag), (B.key, B.etag)
+
+
+@pytest.fixture
+def silver(settings: Settings) -> LayerStore:
+    lake = Lake(settings)
+    lake.ensure()
+    return lake.silver
+
+
+def record(store: LayerStore, source: str, info: ObjectInfo) -> None:
+    """Commit one load-history row with the object version's app transaction, as the silverizer does."""
+    row = {
+        "source": source, "bronze_key": info.key, "bronze_etag": info.etag, "bronze_size": info.size,
+        "bronze_modified": info.modified, "version_id": info.etag, "status": "loaded", "rows_in": 1,
+        "rows_out": 1, "rows_quarantined": 0, "rows_deduplicated": 0, "run_id": "test",
+        "started_at": info.modified, "finished_at": info.modified, "seconds": 0.1,
+    }  # fmt: skip
+    committer = DeltaCommitter(store, "test")
+    committer.ensure(history_spec())
+    committer.record(pa.Table.from_pylist([row], schema=tables.load_history_schema()), [StagedObject(info, source)])
+
+
+def later(info: ObjectInfo, **changes: Any) -> ObjectInfo:
+    return ObjectInfo(info.key, info.size, changes.get("etag", info.etag), info.modified + timedelta(seconds=1))
 
 
 @pytest.mark.parametrize(
     ("objects", "recorded", "expected"),
     [
-        pytest.param([A, B], set(), [A, B], id="nothing-recorded"),
-        pytest.param([B, A], {Ledger.entry_key("vacancies", *A)}, [B], id="one-recorded"),
-        pytest.param([A], {Ledger.entry_key("vacancies", A[0], "old-etag")}, [A], id="changed-etag-is-pending"),
-        pytest.param([("vacancies/d=1/_SUCCESS", "e"), ("vacancies/.tmp-x", "e")], set(), [], id="bookkeeping-ignored"),
-        pytest.param([A], {Ledger.entry_key("other", *A)}, [A], id="other-source-ledger"),
+        pytest.param([A, B], [], [A, B], id="nothing-recorded"),
+        pytest.param([B, A], [("vacancies", A)], [B], id="one-recorded"),
+        pytest.param([later(A, etag="new-etag")], [("vacancies", A)], [later(A, etag="new-etag")], id="changed-etag"),
+        pytest.param([later(A)], [("vacancies", A)], [], id="same-bytes-put-again-not-pending"),
+        pytest.param(
+            [later(later(A))],
+            [("vacancies", A), ("vacancies", later(A, etag="new-etag"))],
+            [later(later(A))],
+            id="older-bytes-restored-pending-again",
+        ),
+        pytest.param(
+            [ObjectInfo("vacancies/d=1/_SUCCESS", 0, "e", T0), ObjectInfo("vacancies/.tmp-x", 0, "e", T0)],
+            [],
+            [],
+            id="bookkeeping-ignored",
+        ),
+        pytest.param([A], [("other", A)], [A], id="other-source-recorded"),
     ],
 )
-def test_pending_pairs(objects: list[tuple[str, str]], recorded: set[str], expected: list[tuple[str, str]]) -> None:
-    assert pending_pairs("vacancies", objects, recorded) == expected
+def test_pending_pairs_are_the_versions_the_load_history_lacks(
+    silver: LayerStore,
+    objects: list[ObjectInfo],
+    recorded: list[tuple[str, ObjectInfo]],
+    expected: list[ObjectInfo],
+) -> None:
+    for source, info in recorded:
+        record(silver, source, info)
+    assert pending_pairs(silver, "vacancies", objects) == [(o.key, o.etag) for o in expected]
+
+
+def test_file_trigger_fires_with_what_the_load_history_lacks(
+    settings: Settings, silver: LayerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAKEHOUSE_BACKEND", "local")
+    monkeypatch.setenv("LAKEHOUSE_DATA_DIR", str(settings.data_dir))
+    bronze = Lake(settings).bronze
+    for name in ("a", "b"):
+        bronze.put_bytes(f"vacancies/d=1/{name}.json", b"{}")
+    record(silver, "vacancies", bronze.stat("vacancies/d=1/a.json"))  # type: ignore[arg-type]
+    trigger = PendingFilesTrigger(source="vacancies", prefix="vacancies/", filepath="unused", poke_interval=0.01)
+
+    async def first_event() -> Any:  # asyncio.run closes the trigger's generator afterwards
+        return await asyncio.wait_for(anext(trigger.run()), timeout=30)
+
+    event = asyncio.run(first_event())
+    b = bronze.stat("vacancies/d=1/b.json")
+    assert b is not None
+    assert event.payload == {"status": "success", "pending": [[b.key, b.etag]]}
+
+
+def test_maintenance_task_compacts_and_checkpoints_every_silver_table(
+    settings: Settings, silver: LayerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAKEHOUSE_BACKEND", "local")
+    monkeypatch.setenv("LAKEHOUSE_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("LAKEHOUSE_SILVERIZER_VACUUM_RETENTION_S", "7200")
+    record(silver, "vacancies", A)
+    record(silver, "vacancies", B)
+    for i in range(3):
+        write_deltalake(silver.table_uri("currency_rates"), pa.table({"rate": [float(i)]}), mode="append")
+
+    summary = maintain_silver()
+
+    assert summary["retention_hours"] == 2.0
+    assert sorted(summary["tables"]) == ["_load_history", "currency_rates"]
+    assert summary["files_compacted"] == 5 and summary["files_removed"] == 0
+    assert summary["checkpoints"] == 2
+    assert len(DeltaTable(silver.table_uri("currency_rates")).file_uris()) == 1
+    assert tables.pending(silver, "vacancies", [A, B]) == []
 
 
 @pytest.mark.parametrize(
     ("pending", "announced", "done"),
     [
         pytest.param([], None, False, id="new-mode-nothing"),
-        pytest.param([A], None, True, id="new-mode-something"),
-        pytest.param([A], {A}, False, id="loaded-mode-still-pending"),
-        pytest.param([B], {A}, True, id="loaded-mode-only-newer-pending"),
-        pytest.param([], {A, B}, True, id="loaded-mode-all-taken"),
-        pytest.param([(A[0], "new-etag")], {A}, True, id="loaded-mode-replaced-object"),
+        pytest.param([PA], None, True, id="new-mode-something"),
+        pytest.param([PA], {PA}, False, id="loaded-mode-still-pending"),
+        pytest.param([PB], {PA}, True, id="loaded-mode-only-newer-pending"),
+        pytest.param([], {PA, PB}, True, id="loaded-mode-all-taken"),
+        pytest.param([(PA[0], "new-etag")], {PA}, True, id="loaded-mode-replaced-object"),
     ],
 )
 def test_sensor_decision(pending: list[tuple[str, str]], announced: set[tuple[str, str]] | None, done: bool) -> None:
@@ -54,8 +146,8 @@ def test_sensor_decision(pending: list[tuple[str, str]], announced: set[tuple[st
 
 def test_summarize_silver_counts_processed_objects_and_rows() -> None:
     results: list[dict[str, Any] | None] = [
-        {"key": "k1", "status": "loaded", "rows_in": 10, "rows_out": 8, "rows_quarantined": 2},
-        {"key": "k2", "status": "unreadable", "rows_in": 0, "rows_out": 0, "rows_quarantined": 0},
+        {"key": "k1", "status": "loaded", "rows_in": 11, "rows_out": 8, "rows_quarantined": 2, "rows_deduplicated": 1},
+        {"key": "k2", "status": "quarantined", "rows_in": 0, "rows_out": 0, "rows_quarantined": 0},
         {"key": "k3", "status": "skipped", "rows_in": 0, "rows_out": 0, "rows_quarantined": 0},
         {"key": "k4", "status": "duplicate", "rows_in": 0, "rows_out": 0, "rows_quarantined": 0},
         None,  # a mapped task that failed has no result
@@ -65,10 +157,11 @@ def test_summarize_silver_counts_processed_objects_and_rows() -> None:
         "source": "vacancies",
         "objects": 2,
         "keys": ["k1", "k2"],
-        "statuses": {"loaded": 1, "unreadable": 1},
-        "rows_in": 10,
+        "statuses": {"loaded": 1, "quarantined": 1},
+        "rows_in": 11,
         "rows_out": 8,
         "rows_quarantined": 2,
+        "rows_deduplicated": 1,  # in = out + quarantined + de-duplicated
         "duplicates": 1,
         "skipped": 1,
     }

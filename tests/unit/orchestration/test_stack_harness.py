@@ -42,6 +42,7 @@ def test_project_dag_ids_follow_the_contracts() -> None:
         "silver__vacancy_details",
         "gold",
         "replicate_gold",
+        "silver_maintenance",
     ]
 
 

@@ -1,23 +1,21 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
-from datetime import timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from deltalake import DeltaTable
 
+from lakehouse_common import tables
 from lakehouse_common.exceptions import StorageError
-from lakehouse_common.ledger import Ledger, logical_key
 from lakehouse_common.settings import Settings
-from lakehouse_common.storage import Lake
 from lakehouse_silverizer import writers
-from lakehouse_silverizer.exceptions import ObjectNotPendingError, ObjectSupersededError
-from lakehouse_silverizer.runner import Silverizer
-from lakehouse_silverizer.vacuum import vacuum
+from lakehouse_silverizer.commits import DeltaCommitter
+from lakehouse_silverizer.exceptions import ObjectNotPendingError
+from lakehouse_silverizer.runner import RunSummary, Silverizer
 
 
 def put(silverizer: Silverizer, key: str, data: bytes | str) -> str:
@@ -55,21 +53,23 @@ PAGE = {
 }
 
 
-def silver_files(settings: Settings) -> dict[str, str]:
-    """Silver as readers see it: the committed files, by name without the attempt, and their sha256."""
-    root = settings.data_dir / "silver"
-    return {
-        logical_key(key): hashlib.sha256((root / key).read_bytes()).hexdigest()
-        for key in Ledger(Lake(settings).silver).committed()
-    }
-
-
 def read_table(settings: Settings, table: str) -> list[dict[str, object]]:
-    """A silver table's committed rows (what dbt reads)."""
-    root = settings.data_dir / "silver"
-    files = sorted(root / key for key in Ledger(Lake(settings).silver).committed() if key.startswith(f"{table}/"))
-    rows = [row for f in files for row in pq.read_table(f).to_pylist()]
+    """A silver table's rows as any engine sees them (deltalake reads the Delta log; no project code)."""
+    rows = DeltaTable(str(settings.data_dir / "silver" / table)).to_pyarrow_table().to_pylist()
     return sorted(rows, key=lambda r: (str(r["_bronze_key"]), int(r["_bronze_row"])))  # type: ignore[call-overload]
+
+
+def silver_state(settings: Settings) -> dict[str, list[dict[str, object]]]:
+    """Every silver table's rows (bookkeeping columns that name a run or a time left out)."""
+    root = settings.data_dir / "silver"
+    state = {}
+    for log_dir in sorted(root.glob("*/_delta_log")):
+        name = log_dir.parent.name
+        rows = DeltaTable(str(log_dir.parent)).to_pyarrow_table().to_pylist()
+        volatile = {"run_id", "started_at", "finished_at", "seconds", "quarantined_at", "table_versions"}
+        clean = [{k: v for k, v in r.items() if k not in volatile} for r in rows]
+        state[name] = sorted(clean, key=repr)
+    return state
 
 
 def test_each_object_is_processed_exactly_once(silverizer: Silverizer) -> None:
@@ -92,23 +92,65 @@ def test_duplicate_keys_across_chunks_keep_the_first_row(silverizer: Silverizer)
     assert sorted(r["rate"] for r in rows) == [float(i + 1) for i in range(28)]
 
 
-def test_outputs_are_partitioned_zstd_parquet_named_from_the_bronze_key(silverizer: Silverizer) -> None:
+def test_rows_land_in_a_partitioned_zstd_delta_table_and_rejected_rows_in_the_quarantine_table(
+    silverizer: Silverizer,
+) -> None:
     put(silverizer, "vacancies/p.json", json.dumps(PAGE))
     (entry,) = silverizer.run_source("vacancies").entries
-    assert [o.split("/")[1] for o in entry.outputs] == ["published_month=2025-03", "published_month=2025-04"]
-    assert len({o.rsplit("/", 1)[1] for o in entry.outputs}) == 1
-    path = silverizer.settings.data_dir / "silver" / entry.outputs[0]
-    assert pq.ParquetFile(path).metadata.row_group(0).column(0).compression == "ZSTD"
+    assert (entry.status, entry.rows_in, entry.rows_out, entry.rows_quarantined) == ("loaded", 3, 2, 1)
+    table = DeltaTable(str(silverizer.settings.data_dir / "silver" / "vacancies"))
+    assert table.metadata().partition_columns == ["published_month"]
+    files = table.file_uris()
+    assert sorted(f.split("/")[-2] for f in files) == ["published_month=2025-03", "published_month=2025-04"]
+    assert all(tables.key_id("vacancies/p.json") in f for f in files)  # named from the bronze key
+    assert pq.ParquetFile(files[0]).metadata.row_group(0).column(0).compression == "ZSTD"
     rows = read_table(silverizer.settings, "vacancies")
-    assert [r["vacancy_id"] for r in rows] == ["1", "3"]
+    assert [(r["vacancy_id"], r["published_month"]) for r in rows] == [("1", "2025-03"), ("3", "2025-04")]
     assert rows[0]["requirement"] == "SQL"
     assert rows[0]["professional_role_ids"] == ["96"]
-    quarantined = [
-        json.loads(line)
-        for line in Path(silverizer.settings.data_dir / "silver" / str(entry.quarantine)).read_text().splitlines()
+    quarantined = read_table_plain(silverizer.settings, tables.QUARANTINE)
+    assert [(q["source"], q["row"], q["bronze_key"], q["field"]) for q in quarantined] == [
+        ("vacancies", 2, "vacancies/p.json", None)
     ]
-    assert [(q["row"], q["bronze_key"]) for q in quarantined] == [(2, "vacancies/p.json")]
-    assert "salary_range_ordered" in quarantined[0]["reason"]
+    assert "salary_range_ordered" in str(quarantined[0]["reason"])
+    (history,) = tables.history_rows(silverizer.lake.silver, "vacancies")
+    assert history["status"] == "loaded" and history["table_versions"]["vacancies"] == table.version()
+
+
+def read_table_plain(settings: Settings, table: str) -> list[dict[str, object]]:
+    return DeltaTable(str(settings.data_dir / "silver" / table)).to_pyarrow_table().to_pylist()
+
+
+def test_every_declared_sources_tables_exist_before_any_data(silverizer: Silverizer) -> None:
+    silverizer.ensure_tables()
+    root = silverizer.settings.data_dir / "silver"
+    names = sorted(p.parent.name for p in root.glob("*/_delta_log"))
+    assert names == ["_load_history", "_quarantine", "currency_rates", "vacancies", "vacancy_details", "vacancy_skills"]
+    assert read_table_plain(silverizer.settings, "vacancy_skills") == []
+    assert "skill" in DeltaTable(str(root / "vacancy_skills")).schema().to_arrow().names  # type: ignore[attr-defined]
+
+
+def test_a_batch_of_objects_is_one_commit_per_table(silverizer: Silverizer) -> None:
+    silverizer.ensure_tables()
+    root = silverizer.settings.data_dir / "silver"
+    before = DeltaTable(str(root / "currency_rates")).version()
+    for n in range(5):
+        put(silverizer, f"currency_rates/{n}.csv", f"date,currency,rate\n2025-01-0{n + 1},USD,{90 + n}\n")
+    entries = silverizer.run_source("currency_rates").entries
+    assert len(entries) == 5
+    assert DeltaTable(str(root / "currency_rates")).version() == before + 1
+    assert len(read_table(silverizer.settings, "currency_rates")) == 5
+    assert silverizer.pending("currency_rates") == []
+
+
+def test_one_row_per_key_the_newest_page_wins(silverizer: Silverizer) -> None:
+    put(silverizer, "vacancies/a.json", json.dumps(PAGE))
+    silverizer.run_source("vacancies")
+    renamed = dict(PAGE, items=[dict(PAGE["items"][0], name="Senior data engineer")])  # type: ignore[index]
+    put(silverizer, "vacancies/b.json", json.dumps(renamed))  # the same vacancy, paged again later
+    silverizer.run_source("vacancies")
+    rows = read_table(silverizer.settings, "vacancies")
+    assert sorted((r["vacancy_id"], r["vacancy_name"]) for r in rows) == [("1", "Senior data engineer"), ("3", "Y")]
 
 
 @pytest.mark.parametrize(
@@ -141,11 +183,11 @@ def test_unreadable_files_are_quarantined_whole_and_the_run_goes_on(
         RATES if source == "currency_rates" else json.dumps(PAGE),
     )
     entries = {e.key: e for e in silverizer.run_source(source).entries}
-    assert entries[key].status == "unreadable"
+    assert entries[key].status == "quarantined"
     assert reason in str(entries[key].reason)
-    assert entries[key].outputs == []
-    record = json.loads((silverizer.settings.data_dir / "silver" / str(entries[key].quarantine)).read_text())
-    assert record["bronze_key"] == key and record["row"] is None and reason in record["reason"]
+    assert not [r for r in read_table(silverizer.settings, source) if r["_bronze_key"] == key]
+    (record,) = [r for r in read_table_plain(silverizer.settings, tables.QUARANTINE) if r["bronze_key"] == key]
+    assert record["row"] is None and reason in str(record["reason"])
     assert all(e.status == "loaded" for k, e in entries.items() if k != key)
 
 
@@ -155,17 +197,17 @@ def test_gzip_bronze_is_read_transparently(silverizer: Silverizer) -> None:
     assert entry.status == "loaded" and entry.rows_in == 3000
 
 
-def test_crash_before_the_ledger_then_rerun_equals_one_clean_run(
+def test_crash_before_the_load_history_then_rerun_equals_one_clean_run(
     silverizer: Silverizer, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     put(silverizer, "vacancies/p.json", json.dumps(PAGE))
     put(silverizer, "currency_rates/a.csv", RATES)
 
-    def crash(self: Ledger, entry: object) -> None:
-        raise KeyboardInterrupt("killed after the outputs, before the ledger")
+    def crash(self: DeltaCommitter, *args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt("killed after the tables' commits, before the load history's")
 
     with monkeypatch.context() as patch:
-        patch.setattr(Ledger, "record", crash)
+        patch.setattr(DeltaCommitter, "record", crash)
         with pytest.raises(KeyboardInterrupt):
             silverizer.run_source("vacancies")
     assert [o.key for o in silverizer.pending("vacancies")] == ["vacancies/p.json"]
@@ -183,7 +225,8 @@ def test_crash_before_the_ledger_then_rerun_equals_one_clean_run(
         os.utime(dst, ns=(src.stat().st_atime_ns, src.stat().st_mtime_ns))
     clean.run_source("vacancies")
     clean.run_source("currency_rates")
-    assert silver_files(settings) == silver_files(clean_settings)
+    assert silver_state(settings) == silver_state(clean_settings)
+    assert len(tables.history_rows(silverizer.lake.silver, "vacancies")) == 1
 
 
 def test_crash_in_the_middle_of_writing_leaves_no_partial_output(
@@ -202,38 +245,32 @@ def test_crash_in_the_middle_of_writing_leaves_no_partial_output(
     monkeypatch.setattr(writers.PartitionedParquetWriter, "_flush", flaky)
     with pytest.raises(StorageError, match="disk full"):
         silverizer.run_source("currency_rates")
-    leftovers = [p for p in (silverizer.settings.data_dir / "silver").rglob("*") if p.is_file()]
-    assert leftovers == []
+    root = silverizer.settings.data_dir / "silver"
+    staged = [*(root / "currency_rates").rglob("*.parquet"), *(root / tables.QUARANTINE).rglob("*.parquet")]
+    assert [p for p in staged if "_delta_log" not in p.parts] == []
+    assert read_table(silverizer.settings, "currency_rates") == []
+    (failed,) = tables.history_rows(silverizer.lake.silver, "currency_rates")
+    assert failed["status"] == "failed" and "disk full" in str(failed["reason"])
     assert len(silverizer.pending("currency_rates")) == 1
 
 
-def test_reprocess_replaces_outputs_and_vacuum_removes_stale_ones(silverizer: Silverizer) -> None:
+def test_reprocess_replaces_an_objects_rows_and_a_new_version_upserts_its_keys(silverizer: Silverizer) -> None:
     put(silverizer, "vacancies/p.json", json.dumps(PAGE))
     silverizer.run_source("vacancies")
-    before = silver_files(silverizer.settings)
-    silverizer.reprocess("vacancies", "vacancies/p.json")
-    assert silver_files(silverizer.settings) == before
-    # The object changes (a new version): April's vacancy is gone, so its partition file must go too.
-    page = dict(PAGE, items=PAGE["items"][:2])  # type: ignore[index]
+    before = silver_state(silverizer.settings)
+    (again,) = silverizer.reprocess("vacancies", "vacancies/p.json").entries
+    assert again.status == "loaded"
+    after = silver_state(silverizer.settings)
+    assert after["vacancies"] == before["vacancies"] and after["_quarantine"] == before["_quarantine"] * 2
+    # A new version of the object: vacancy 1 changes, vacancy 3 is no longer on the page but stays
+    # in silver (one row per vacancy ever seen; a page is not the whole truth).
+    page = dict(PAGE, items=[dict(PAGE["items"][0], name="Renamed")])  # type: ignore[index]
     put(silverizer, "vacancies/p.json", json.dumps(page))
     (entry,) = silverizer.run_source("vacancies").entries
-    files = silver_files(silverizer.settings)
-    assert not any("published_month=2025-04" in f for f in files)
-    assert [logical_key(o) for o in entry.outputs] == [o for o in files if o.startswith("vacancies/")]
-    assert len(list(silverizer.ledger.entries("vacancies"))) == 2  # both versions stay in the history
-
-    # Superseded files stay on disk (a reader may be reading them) until vacuum, which keeps the committed.
-    root = silverizer.settings.data_dir / "silver"
-
-    def on_disk() -> list[str]:
-        return sorted(p.relative_to(root).as_posix() for p in (root / "vacancies").rglob("*.parquet"))
-
-    assert any("published_month=2025-04" in k for k in on_disk())
-    assert vacuum(silverizer, "vacancies").deleted == []  # younger than the retention
-    swept = vacuum(silverizer, "vacancies", timedelta(0))
-    # Two attempts at version 1, each with two partition files and a quarantine file.
-    assert len(swept.deleted) == 6 and on_disk() == sorted(entry.outputs)
-    assert silver_files(silverizer.settings) == files
+    assert entry.rows_out == 1
+    rows = read_table(silverizer.settings, "vacancies")
+    assert [(r["vacancy_id"], r["vacancy_name"]) for r in rows] == [("1", "Renamed"), ("3", "Y")]
+    assert len(tables.history_rows(silverizer.lake.silver, "vacancies")) == 3  # every version stays in the history
 
 
 def test_children_are_exploded_and_deduplicated(silverizer: Silverizer) -> None:
@@ -256,7 +293,7 @@ def test_children_are_exploded_and_deduplicated(silverizer: Silverizer) -> None:
 @pytest.mark.parametrize(
     ("policy", "status", "column"),
     [
-        pytest.param("fail", "unreadable", None, id="fail"),
+        pytest.param("fail", "quarantined", None, id="fail"),
         pytest.param("rescue", "loaded", "_rescued_data", id="rescue"),
         pytest.param("add", "loaded", "colour", id="add"),
     ],
@@ -303,10 +340,43 @@ def test_a_version_replaced_with_the_same_modification_time_is_not_committed(sil
     current = silverizer.lake.bronze.stat("currency_rates/a.csv")
     assert current is not None and current.etag != old.etag and current.modified == old.modified
 
-    with pytest.raises(ObjectSupersededError, match="changed while it was processed"):
-        silverizer.process("currency_rates", old)  # a run that listed the old version
-    assert list(silverizer.ledger.entries("currency_rates")) == []
-    assert not list(silverizer.lake.silver.list("currency_rates/"))  # its files taken back
-    assert silverizer.run_object("currency_rates", old) is None  # the run's loop skips it
+    summary = RunSummary("currency_rates")
+    silverizer.ensure_tables()
+    silverizer._run_batch("currency_rates", [old], summary)  # a run that listed the old version
+    assert summary.skipped == ["currency_rates/a.csv"] and summary.entries == []
+    assert tables.history_rows(silverizer.lake.silver, "currency_rates") == []
+    assert read_table(silverizer.settings, "currency_rates") == []  # its staged files taken back
+    root = silverizer.settings.data_dir / "silver" / "currency_rates"
+    assert [p for p in root.rglob("*.parquet") if "_delta_log" not in p.parts] == []
     (entry,) = silverizer.run_source("currency_rates").entries  # the current version loads
     assert entry.etag == current.etag and entry.rows_in == 3001
+
+
+def test_a_silver_layer_of_the_ledger_based_version_is_refused_with_how_to_rebuild_it(silverizer: Silverizer) -> None:
+    silverizer.lake.silver.put_bytes("_ledger/currency_rates/a.json", b"{}")
+    put(silverizer, "currency_rates/a.csv", RATES)
+    with pytest.raises(
+        tables.LegacyLakeError, match=r"Move or delete the old silver layer .* `lakehouse-silverize run`"
+    ):
+        silverizer.run_source("currency_rates")
+    assert not (silverizer.settings.data_dir / "silver" / "currency_rates").exists()  # nothing written
+
+
+def test_an_unkeyed_sources_changed_file_replaces_its_rows_and_the_same_bytes_again_load_nothing(
+    silverizer: Silverizer,
+) -> None:
+    put(silverizer, "events/a.csv", "id,amount\n1,2.5\n2,3\n")
+    silverizer.run_source("events")
+    path = silverizer.settings.data_dir / "bronze" / "events" / "a.csv"
+    path.write_text("id,amount\n1,2.5\n2,4\n3,5\n")  # corrected and extended: a new version of the file
+    (entry,) = silverizer.run_source("events").entries
+    assert entry.rows_out == 3
+    rows = read_table(silverizer.settings, "events")
+    assert [(r["id"], r["amount"]) for r in rows] == [(1, 2.5), (2, 4.0), (3, 5.0)]
+    first = path.read_bytes()
+    path.write_text("id,amount\n9,9\n")
+    silverizer.run_source("events")
+    path.write_bytes(first)  # the earlier bytes put back: their rows are the file's rows again
+    (restored,) = silverizer.run_source("events").entries
+    assert restored.rows_out == 3
+    assert len(read_table(silverizer.settings, "events")) == 3

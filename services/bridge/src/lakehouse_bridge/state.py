@@ -2,8 +2,9 @@
 
 A row is written only after Airflow accepted the Asset event. A crash between the two posts the
 event again on MinIO's retry, which is harmless: Asset events are only wake-ups, and what gets
-processed is decided by the silverizer's ledger. The file survives restarts, so a record MinIO
-sends again after a restart (its ``queue_dir`` replays anything not answered 2xx) posts nothing.
+processed is decided by silver's load history (the Delta app transactions of
+``silver/_load_history``). The file survives restarts, so a record MinIO sends again after a
+restart (its ``queue_dir`` replays anything not answered 2xx) posts nothing.
 """
 
 from __future__ import annotations

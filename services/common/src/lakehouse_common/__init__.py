@@ -1,4 +1,4 @@
-"""Mini-Lakehouse shared core: settings, lake storage, source contracts and the ledger."""
+"""Mini-Lakehouse shared core: settings, lake storage, source contracts and silver's Delta tables."""
 
 from __future__ import annotations
 

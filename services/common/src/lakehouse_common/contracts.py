@@ -7,7 +7,7 @@ and expectations. Each expectation carries an action, in the manner of Delta Liv
 
 An optional ``ingest:`` section says how the ingestor fetches the source into bronze
 (:data:`IngestSpec`: ``rest_json``, ``http_file`` or ``local_files``). The silverizer ignores it,
-and it is not part of the contract version recorded in the ledger.
+and it is not part of the contract version recorded in the load history.
 """
 
 from __future__ import annotations
@@ -560,7 +560,7 @@ class Contract(_Strict):
 
     @property
     def fingerprint(self) -> str:
-        """The contract version recorded in the ledger: ``v<version>-<hash of the contract>``."""
+        """The contract version recorded in the load history: ``v<version>-<hash of the contract>``."""
         # How a source is fetched (ingest) does not change what silver holds.
         digest = hashlib.sha256(self.model_dump_json(exclude={"ingest"}).encode()).hexdigest()[:10]
         return f"v{self.version}-{digest}"

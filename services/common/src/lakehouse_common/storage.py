@@ -650,8 +650,9 @@ def delta_storage_options(settings: Settings) -> dict[str, str]:
         "AWS_REGION": settings.s3_region,
         "conditional_put": "etag",
         "AWS_VIRTUAL_HOSTED_STYLE_REQUEST": "false" if settings.s3_path_style else "true",
-        "timeout": f"{int(settings.s3_read_timeout_s)}s",
-        "connect_timeout": f"{int(settings.s3_connect_timeout_s)}s",
+        # milliseconds: a timeout under a second must not round down to none at all
+        "timeout": f"{max(1, round(settings.s3_read_timeout_s * 1000))}ms",
+        "connect_timeout": f"{max(1, round(settings.s3_connect_timeout_s * 1000))}ms",
         "max_retries": str(settings.s3_max_attempts - 1),
     }
     if settings.s3_access_key_id and settings.s3_secret_access_key:

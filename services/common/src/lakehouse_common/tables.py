@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -63,6 +64,29 @@ def txn_version(modified: datetime) -> int:
     return int(modified.astimezone(UTC).timestamp() * 1_000_000)
 
 
+_MD5_ETAG = re.compile(r"[0-9a-f]{32}")
+
+
+def is_data_object(key: str) -> bool:
+    """Whether a bronze key holds data: names starting with ``.`` or ``_`` are bookkeeping or temporary."""
+    return not key.rsplit("/", 1)[-1].startswith((".", "_"))
+
+
+def content_etag(etag: str) -> str | None:
+    """The ETag when it identifies the bytes: S3's ETag of a single-part upload is their MD5.
+
+    Multipart ETags (``<md5>-<parts>``) depend on the part size, and the local lake's
+    (``<size>-<mtime>``) on the file's timestamp: neither says two objects hold the same bytes.
+    """
+    etag = etag.strip('"')
+    return etag if _MD5_ETAG.fullmatch(etag) else None
+
+
+def key_id(key: str) -> str:
+    """A short id of a bronze key, for file names."""
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
 def content_id(etag: str) -> str:
     """A short id of an ETag, for file names."""
     return hashlib.sha256(etag.encode()).hexdigest()[:12]
@@ -80,18 +104,104 @@ def open_table(store: LayerStore, name: str, version: int | None = None) -> Delt
         return None
 
 
-def is_committed(table: DeltaTable | None, source: str, info: ObjectInfo) -> bool:
-    """Whether ``table`` holds the transaction of this bronze object version."""
-    if table is None:
-        return False
-    found = table.transaction_version(app_id(source, info.key, info.etag))
-    return found is not None and found >= txn_version(info.modified)
+def transactions(store: LayerStore, name: str, table: DeltaTable) -> dict[str, int] | None:
+    """Every app transaction that table ``name`` holds at ``table.version()``: app id -> version.
+
+    Read in bulk from the log: the newest checkpoint's ``txn`` column, then the ``txn`` actions
+    of the JSON commits after it. ``DeltaTable.transaction_version`` answers one app id per call
+    by scanning the log (measured: 6 ms per call at 20,000 transactions, 2.6 ms after a
+    checkpoint), so checking a batch of objects one by one grows with the lake. None when the
+    log is laid out in a way this does not read (multi-part or v2 checkpoints, cleaned-up
+    commits): callers then ask ``transaction_version`` per object.
+    """
+    import pyarrow.parquet as pq
+
+    from lakehouse_common.exceptions import ObjectNotFoundError
+
+    version = table.version()
+    log = f"{name}/_delta_log"
+    found: dict[str, int] = {}
+    start = 0
+    try:
+        pointer = json.loads(store.read_bytes(f"{log}/_last_checkpoint"))
+    except ObjectNotFoundError:
+        pointer = None
+    if pointer is not None and int(pointer.get("version", -1)) <= version:
+        if "parts" in pointer or "v2Checkpoint" in pointer:
+            return None
+        checkpoint = int(pointer["version"])
+        key = f"{log}/{checkpoint:020d}.checkpoint.parquet"
+        try:
+            schema = pq.read_schema(store.fs_path(key), filesystem=store.filesystem)
+            if "txn" in schema.names:
+                import pyarrow.compute as pc
+
+                data = pq.read_table(store.fs_path(key), filesystem=store.filesystem, columns=["txn"])
+                txns = data.column("txn").combine_chunks()
+                txns = txns.filter(pc.is_valid(txns))
+                found.update(zip(txns.field("appId").to_pylist(), txns.field("version").to_pylist(), strict=True))
+        except (FileNotFoundError, ObjectNotFoundError):
+            return None
+        start = checkpoint + 1
+    for number in range(start, version + 1):
+        try:
+            raw = store.read_bytes(f"{log}/{number:020d}.json")
+        except ObjectNotFoundError:
+            return None
+        for line in raw.splitlines():
+            if b'"txn"' in line:
+                txn = json.loads(line).get("txn")
+                if txn:
+                    found[txn["appId"]] = int(txn["version"])
+    return found
 
 
-def pending(store: LayerStore, source: str, objects: Iterable[ObjectInfo]) -> list[ObjectInfo]:
-    """The object versions whose transaction ``_load_history`` lacks (one log read, no data read)."""
-    history = open_table(store, LOAD_HISTORY)
-    return [info for info in objects if not is_committed(history, source, info)]
+def committed_ids(store: LayerStore, name: str, table: DeltaTable, ids: Sequence[tuple[str, int]]) -> set[str]:
+    """Which of ``ids`` (app id, version) ``table`` holds at that version or a newer one."""
+    held = transactions(store, name, table)
+    if held is None:
+        return {i for i, v in ids if (found := table.transaction_version(i)) is not None and found >= v}
+    return {i for i, v in ids if held.get(i, -1) >= v}
+
+
+def newest_versions(table: DeltaTable, source: str) -> dict[str, str]:
+    """Each bronze key's newest recorded version (its ETag) in the load history ``table``: the last
+    row that did not fail (failed rows carry no transaction)."""
+    import pyarrow.compute as pc
+
+    data = table.to_pyarrow_dataset().to_table(
+        columns=["bronze_key", "bronze_etag", "status", "finished_at"], filter=pc.field("source") == source
+    )
+    data = data.filter(pc.not_equal(data.column("status"), "failed")).sort_by([("finished_at", "ascending")])
+    return dict(zip(data.column("bronze_key").to_pylist(), data.column("bronze_etag").to_pylist(), strict=True))
+
+
+def pending(
+    store: LayerStore, source: str, objects: Iterable[ObjectInfo], history: DeltaTable | None = None
+) -> list[ObjectInfo]:
+    """The object versions not loaded yet: ``_load_history`` lacks their transaction, or the key's
+    newest recorded version is another one (an older version's bytes were put back).
+
+    The same bytes put again under the same key (the same ETag) are not pending: they would load
+    the same rows twice. Only objects modified since their transaction was recorded need the
+    history's rows to tell the two apart; usually none do, and only the log is read.
+    ``history`` is an open ``_load_history`` table to read (default: open it).
+    """
+    todo = list(objects)
+    table = history if history is not None else open_table(store, LOAD_HISTORY)
+    if table is None or not todo:
+        return todo
+    ids = [app_id(source, info.key, info.etag) for info in todo]
+    held = transactions(store, LOAD_HISTORY, table)
+    if held is None:
+        held = {i: v for i in ids if (v := table.transaction_version(i)) is not None}
+    touched = [info for info, i in zip(todo, ids, strict=True) if i in held and held[i] < txn_version(info.modified)]
+    newest = newest_versions(table, source) if touched else {}
+    return [
+        info
+        for info, i in zip(todo, ids, strict=True)
+        if i not in held or (held[i] < txn_version(info.modified) and newest.get(info.key) != info.etag)
+    ]
 
 
 def refuse_legacy(store: LayerStore) -> None:
@@ -187,14 +297,19 @@ __all__ = [
     "STATUSES",
     "LegacyLakeError",
     "app_id",
+    "committed_ids",
+    "content_etag",
     "content_id",
     "history_rows",
-    "is_committed",
+    "is_data_object",
+    "key_id",
     "load_history_schema",
+    "newest_versions",
     "open_table",
     "pending",
     "quarantine_schema",
     "read_history",
     "refuse_legacy",
+    "transactions",
     "txn_version",
 ]

@@ -1,5 +1,9 @@
 """``lakehouse-gold build``: run dbt into a fresh staging location, publish only if every node passed.
 
+0. Every silver table that dbt's sources read (``dbt/models/staging/_silver__sources.yml``) must
+   be a Delta table: the silverizer creates each declared source's tables, empty, before any data,
+   so a source that has not loaded yet gives empty marts; a table that does not exist at all is
+   refused up front (:class:`SilverNotReadyError`), and so is a ledger-era silver layer.
 1. dbt writes the marts to ``<gold>/_staging/<run_id>/<model>.parquet`` (the profile's
    ``external_root``); its target, logs and DuckDB file go to ``<scratch>/dbt/<run_id>/``.
 2. If every model, data test and unit test passed, :func:`publish_staged` writes each mart to its
@@ -21,11 +25,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import yaml
+
+from lakehouse_common import tables
 from lakehouse_common.exceptions import StorageError
 from lakehouse_common.settings import Settings
 from lakehouse_common.storage import Lake, LocalLayerStore
-from lakehouse_gold.dbt_runner import DbtRunResult, ensure_httpfs, run_dbt
-from lakehouse_gold.exceptions import DbtBuildError
+from lakehouse_gold.dbt_runner import PROFILE_EXTENSIONS, DbtRunResult, ensure_extensions, project_dir, run_dbt
+from lakehouse_gold.exceptions import DbtBuildError, GoldError
 from lakehouse_gold.manifest import RUN_STAMP, STAGING_PREFIX, GoldManifest, run_started
 from lakehouse_gold.publish import publish_staged
 
@@ -34,6 +41,41 @@ log = logging.getLogger(__name__)
 STALE_STAGING_AFTER = timedelta(hours=6)
 """A staging prefix this much older than now (by its run id) belongs to a build that died: removed.
 Younger ones may belong to a build still running (another process), so they are left alone."""
+
+
+SOURCES_FILE = Path("models/staging/_silver__sources.yml")
+
+
+class SilverNotReadyError(GoldError):
+    """A silver table that dbt reads is not a Delta table yet."""
+
+    def __init__(self, missing: list[str], silver: str) -> None:
+        self.missing = missing
+        super().__init__(
+            f"silver has no Delta table {', '.join(missing)} under {silver}: dbt's sources read every one of them. "
+            "Run `lakehouse-silverize run` first: it creates each declared source's tables (empty until data "
+            "arrives), so gold builds with empty marts for sources that have not loaded yet"
+        )
+
+
+def silver_source_tables(project: Path) -> list[str]:
+    """The silver tables (identifiers) that the dbt project's ``silver`` source reads."""
+    document = yaml.safe_load((project / SOURCES_FILE).read_text(encoding="utf-8")) or {}
+    return [
+        str(table.get("identifier") or table["name"])
+        for source in document.get("sources", [])
+        if source.get("name") == "silver"
+        for table in source.get("tables", [])
+    ]
+
+
+def check_silver(settings: Settings, lake: Lake) -> None:
+    """Refuse a silver layer that dbt cannot read: ledger-era files, or a source table not created yet."""
+    tables.refuse_legacy(lake.silver)
+    wanted = silver_source_tables(project_dir(settings))
+    missing = [name for name in wanted if tables.open_table(lake.silver, name) is None]
+    if missing:
+        raise SilverNotReadyError(missing, lake.silver.uri())
 
 
 @dataclass(frozen=True)
@@ -52,6 +94,7 @@ def new_run_id(now: datetime | None = None) -> str:
 def build_gold(settings: Settings, *, lake: Lake | None = None, run_id: str | None = None) -> BuildResult:
     lake = lake or Lake(settings)
     lake.ensure(["silver", "gold"])
+    check_silver(settings, lake)
     run_id = run_id or new_run_id()
     try:
         clean_stale_staging(lake)
@@ -63,8 +106,7 @@ def build_gold(settings: Settings, *, lake: Lake | None = None, run_id: str | No
     run_dir = scratch / "dbt" / run_id
     if isinstance(lake.gold, LocalLayerStore):
         Path(external_root).mkdir(parents=True, exist_ok=True)  # DuckDB's COPY does not create directories
-    if settings.backend == "s3":
-        ensure_httpfs()
+    ensure_extensions(PROFILE_EXTENSIONS[settings.backend])  # the profile's INSTALLs, offline
     succeeded = False
     try:
         result = run_dbt(settings, external_root=external_root, run_dir=run_dir)

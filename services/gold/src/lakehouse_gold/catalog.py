@@ -6,30 +6,36 @@ on the local lake:
 - ``gold.<mart>``: one view per mart of the published gold manifest, over the mart's stable key
   ``marts/<mart>.parquet`` (the latest mart, refreshed right after each gold commit), not over the
   manifest's run file: a catalog lives long, and old run files are collected;
-- ``silver.<table>``: one view per silver table (every table of every contract, child tables
-  included, plus any other top-level silver folder, such as an inferred source), hive-partitioned
-  like dbt's sources, over the committed files only (``main.silver_files``), as dbt reads them;
-  a table with no Parquet file yet is left out and listed in the summary;
-- ``load_history``: a live view over the ledger (``silver/_ledger/<source>/*.json``), one row per
-  processed bronze object version: status, rows in, out, quarantined and de-duplicated, start and
-  finish times, seconds, reason, outputs, and ``is_current`` (the key's newest entry, the one
-  readers see). On an empty ledger it is an empty table instead (a view over no files cannot be
-  created); build the catalog again once something is loaded;
-- ``silver_files``: the silver files that each bronze key's newest entry commits, the same rule
-  as dbt's ``main.silver_files`` (``dbt/macros/silver_ledger.sql``);
+- ``silver.<table>``: one view per silver Delta table (every table of every contract, child tables
+  included, plus any other top-level silver table, such as an inferred source's), over
+  ``delta_scan('<table>')`` as dbt's sources read it: each query sees the table's newest committed
+  version, partition columns included. A declared table that is not a Delta table yet is left out
+  and listed in the summary;
+- ``load_history``: a live view over ``silver/_load_history``, one row per processed bronze object
+  version: status (loaded, quarantined, duplicate or failed), rows in, out, quarantined and
+  de-duplicated, start and finish times, seconds, reason, warnings and the Delta version of each
+  table's commit (JSON), and ``is_current`` (the key's newest entry that did not fail, the one
+  whose rows silver holds). Without a load history yet it is an empty table of the same shape;
+  build the catalog again once something is loaded;
+- ``quarantine``: a live view over ``silver/_quarantine`` (rejected rows and files, with the
+  reason and the raw text), when that table exists;
 - ``catalog_objects`` and ``catalog_info``: what the file holds and how it was built.
 
 The views read the lake when queried, so the file stays small and current; on the local lake
-they name absolute paths. On S3 they read through DuckDB's ``httpfs``, and the file holds no
-credentials: DuckDB keeps no secret in a database file, and the catalog does not create a
-persistent one (``~/.duckdb/stored_secrets``). A session first runs the one statement stored in
-``catalog_info`` (key ``s3_setup``), which reads credentials from the environment when it runs::
+they name absolute paths, and DuckDB loads its ``delta`` extension for them by itself (it is
+installed from the ``duckdb-extension-delta`` wheel while the catalog is built). On S3 they read
+through DuckDB's ``httpfs`` and ``delta`` extensions, and the file holds no credentials: DuckDB
+keeps no secret in a database file, and the catalog does not create a persistent one
+(``~/.duckdb/stored_secrets``). A session first runs the one statement stored in ``catalog_info``
+(key ``s3_setup``), which reads credentials from the environment when it runs::
 
     CREATE OR REPLACE SECRET lakehouse_s3 (TYPE s3, PROVIDER credential_chain, CHAIN 'env;config',
         REGION 'us-east-1', ENDPOINT 'minio:9000', URL_STYLE 'path', USE_SSL false);
 
 (``credential_chain`` needs DuckDB's ``aws`` extension; ``env`` reads ``AWS_ACCESS_KEY_ID``,
-``AWS_SECRET_ACCESS_KEY`` and ``AWS_SESSION_TOKEN``, ``config`` the ``~/.aws`` files.)
+``AWS_SECRET_ACCESS_KEY`` and ``AWS_SESSION_TOKEN``, ``config`` the ``~/.aws`` files. Every
+session that reads a silver view on S3 needs that secret: without one, the delta extension asks
+the instance-metadata endpoint for credentials and fails.)
 
 The file is built under a temporary name in the output's directory and renamed into place, so a
 reader never sees a half-written catalog.
@@ -47,73 +53,43 @@ from pathlib import Path
 
 import duckdb
 
+from lakehouse_common import tables as lake_tables
 from lakehouse_common.contracts import ContractRegistry
-from lakehouse_common.ledger import LEDGER_PREFIX
 from lakehouse_common.progress import NoProgress, Progress
 from lakehouse_common.settings import Settings
 from lakehouse_common.storage import Lake
-from lakehouse_gold.dbt_runner import ensure_httpfs, resolve_s3_credentials, s3_endpoint
+from lakehouse_gold.dbt_runner import PROFILE_EXTENSIONS, ensure_extensions, resolve_s3_credentials, s3_endpoint
 from lakehouse_gold.exceptions import CatalogError, ManifestNotFoundError
 from lakehouse_gold.manifest import GoldManifest, mart_key, read_manifest
 
 log = logging.getLogger(__name__)
 
 DEFAULT_OUTPUT = Path("lakehouse.duckdb")
-LOAD_HISTORY_COLUMNS: dict[str, str] = {
-    "source": "VARCHAR",
-    "key": "VARCHAR",
-    "etag": "VARCHAR",
-    "size": "BIGINT",
-    "status": "VARCHAR",
-    "contract_version": "VARCHAR",
-    "rows_in": "BIGINT",
-    "rows_out": "BIGINT",
-    "rows_quarantined": "BIGINT",
-    "rows_deduplicated": "BIGINT",
-    "warnings": "JSON",
-    "outputs": "VARCHAR[]",
-    "quarantine": "VARCHAR",
-    "reason": "VARCHAR",
-    "started_at": "VARCHAR",
-    "finished_at": "VARCHAR",
-    "seconds": "DOUBLE",
-    "bronze_modified": "VARCHAR",
-}
-# The columns of load_history, in order, from the ledger entry's fields.
+# The columns of load_history, in order, from silver/_load_history's (lakehouse_common.tables).
 LOAD_HISTORY_SELECT = """
     source,
-    key AS bronze_key,
+    bronze_key,
     status,
     rows_in,
     rows_out,
     rows_quarantined,
     rows_deduplicated,
-    CAST(started_at AS TIMESTAMPTZ) AS started_at,
-    CAST(finished_at AS TIMESTAMPTZ) AS finished_at,
+    started_at,
+    finished_at,
     seconds,
     reason,
-    quarantine,
-    warnings,
-    outputs,
+    CAST(warnings AS JSON) AS warnings,
+    CAST(table_versions AS JSON) AS table_versions,
     contract_version,
-    etag AS bronze_etag,
-    size AS bronze_size,
-    CAST(nullif(bronze_modified, '') AS TIMESTAMPTZ) AS bronze_modified,
-    -- lakehouse_common.ledger.version_rank: entries with no version time rank lowest.
-    row_number() OVER (
-        PARTITION BY source, key ORDER BY nullif(bronze_modified, '') DESC NULLS LAST, finished_at DESC
-    ) = 1 AS is_current
-"""
-# The files readers see: the newest entry's (is_current) outputs and quarantine file, by full address.
-SILVER_FILES_SQL = """
-CREATE VIEW main.silver_files AS
-SELECT source, bronze_key, {root} || '/' || file AS path
-FROM (
-    SELECT source, bronze_key,
-        unnest(list_concat(coalesce(outputs, []), CASE WHEN quarantine IS NULL THEN [] ELSE [quarantine] END)) AS file
-    FROM main.load_history
-    WHERE is_current
-)
+    bronze_etag,
+    bronze_size,
+    bronze_modified,
+    version_id,
+    run_id,
+    -- The key's newest entry that did not fail (the load_history mart's rule): its rows are in silver.
+    coalesce(status != 'failed' AND row_number() OVER (
+        PARTITION BY source, bronze_key, status = 'failed' ORDER BY bronze_modified DESC, finished_at DESC
+    ) = 1, false) AS is_current
 """
 
 
@@ -153,7 +129,7 @@ class CatalogResult:
                 described = ", ".join(f"{o.name} ({o.rows:,} rows)" for o in mine)
                 lines.append(f"  {schema:<7} {described}")
         if self.empty_tables:
-            lines.append(f"  no files yet (no view): silver.{', silver.'.join(self.empty_tables)}")
+            lines.append(f"  no Delta table yet (no view): silver.{', silver.'.join(self.empty_tables)}")
         lines += [f"  note    {note}" for note in self.notes]
         if self.setup_sql:
             lines.append("  S3: run this first in each session (credentials come from the environment, not the file):")
@@ -189,23 +165,31 @@ def s3_setup_sql(settings: Settings) -> str:
 
 
 def silver_tables(settings: Settings, lake: Lake) -> list[str]:
-    """Every silver table: each contract's table and child tables, plus other top-level silver folders."""
+    """Every silver table: each contract's table and child tables, plus other top-level silver folders
+    (bookkeeping such as ``_load_history`` and ``_contracts`` starts with ``_``: not a table of data)."""
     declared = [table for contract in ContractRegistry.from_dir(settings.contracts_dir) for table in contract.tables]
     found = [name for name in lake.silver.folders() if not name.startswith(("_", "."))]
     return sorted(set(declared) | set(found))
 
 
-def _has_parquet(lake: Lake, table: str) -> bool:
-    return any(info.key.endswith(".parquet") for info in lake.silver.list(f"{table}/"))
+def _is_delta_table(lake: Lake, table: str) -> bool:
+    return lake_tables.open_table(lake.silver, table) is not None
+
+
+def delta_scan(uri: str) -> str:
+    """SQL reading the Delta table at ``uri``."""
+    return f"delta_scan({quote_literal(uri)})"
 
 
 def connect_lake(settings: Settings, path: Path) -> duckdb.DuckDBPyConnection:
     """A connection to a new DuckDB file that can read the lake: on S3 with httpfs and a *temporary*
     secret (this connection's memory only, never written to the file), so views over it can be bound."""
+    extensions = PROFILE_EXTENSIONS[settings.backend]
+    ensure_extensions(extensions)  # from their PyPI wheels: DuckDB would download them
     con = duckdb.connect(str(path))
+    for name in extensions:
+        con.execute(f"LOAD {name}")
     if settings.backend == "s3":
-        ensure_httpfs()
-        con.execute("LOAD httpfs")
         creds = resolve_s3_credentials(settings)
         endpoint, use_ssl = s3_endpoint(settings)
         options = {
@@ -254,9 +238,8 @@ def build_catalog(
         manifest = None
         notes.append("gold is not published yet: no gold views (run `lakehouse-gold build`, or `make gold`)")
     tables = silver_tables(settings, lake)
-    ledger_keys = sum(1 for info in lake.silver.list(f"{LEDGER_PREFIX}/") if info.key.endswith(".json"))
     marts = list(manifest.marts) if manifest else []
-    progress.start("catalog", len(marts) + len(tables) + 1, "objects")
+    progress.start("catalog", len(marts) + len(tables) + 2, "objects")
 
     run_id = manifest.run_id if manifest else None
     setup = s3_setup_sql(settings) if settings.backend == "s3" else None
@@ -276,24 +259,25 @@ def build_catalog(
                 con.execute(f"COMMENT ON VIEW {qualified} IS {quote_literal(comment)}")
                 objects.append(CatalogObject("gold", mart.name, "view", uri, _count(con, qualified)))
                 progress.update(len(objects) + len(empty), views=len(objects))
-            objects.append(_load_history(con, lake, ledger_keys, notes))
-            con.execute(SILVER_FILES_SQL.format(root=quote_literal(lake.silver.uri())))
+            objects.append(_load_history(con, lake, notes))
+            if _is_delta_table(lake, lake_tables.QUARANTINE):
+                uri = lake.silver.table_uri(lake_tables.QUARANTINE)
+                con.execute(f"CREATE VIEW main.quarantine AS SELECT * FROM {delta_scan(uri)}")
+                comment = f"one row per quarantined row or file, from the Delta table {uri}"
+                con.execute(f"COMMENT ON VIEW main.quarantine IS {quote_literal(comment)}")
+                objects.append(CatalogObject("main", "quarantine", "view", uri, _count(con, "main.quarantine")))
             progress.update(len(objects) + len(empty), views=len(objects))
             for table in tables:
-                if not _has_parquet(lake, table):
+                if not _is_delta_table(lake, table):
                     empty.append(table)
                     progress.update(len(objects) + len(empty), views=len(objects))
                     continue
-                glob = f"{lake.silver.uri(table)}/**/*.parquet"
+                uri = lake.silver.table_uri(table)
                 qualified = f"silver.{quote_ident(table)}"
-                con.execute(
-                    f"CREATE VIEW {qualified} AS SELECT * EXCLUDE (_silver_file) FROM read_parquet("
-                    f"{quote_literal(glob)}, hive_partitioning = true, union_by_name = true, "
-                    "filename = '_silver_file') WHERE _silver_file IN (SELECT path FROM main.silver_files)"
-                )
-                comment = f"silver table {table} ({glob}), committed files only (main.silver_files)"
+                con.execute(f"CREATE VIEW {qualified} AS SELECT * FROM {delta_scan(uri)}")
+                comment = f"silver Delta table {table} ({uri}), its newest committed version"
                 con.execute(f"COMMENT ON VIEW {qualified} IS {quote_literal(comment)}")
-                objects.append(CatalogObject("silver", table, "view", glob, _count(con, qualified)))
+                objects.append(CatalogObject("silver", table, "view", uri, _count(con, qualified)))
                 progress.update(len(objects) + len(empty), views=len(objects))
             _describe(con, settings, objects, manifest, setup, now or datetime.now(UTC))
             con.execute("CHECKPOINT")
@@ -321,24 +305,26 @@ def build_catalog(
     return result
 
 
-def _load_history(con: duckdb.DuckDBPyConnection, lake: Lake, entries: int, notes: list[str]) -> CatalogObject:
-    """A live view over the ledger's JSON entries, or an empty table of the same shape when there are none."""
-    columns = "{" + ", ".join(f"{quote_literal(k)}: {quote_literal(v)}" for k, v in LOAD_HISTORY_COLUMNS.items()) + "}"
-    glob = f"{lake.silver.uri(LEDGER_PREFIX)}/*/*.json"
-    source = f"read_json({quote_literal(glob)}, format = 'auto', columns = {columns})"
-    if entries:
-        con.execute(f"CREATE VIEW main.load_history AS SELECT {LOAD_HISTORY_SELECT} FROM {source}")
+def _load_history(con: duckdb.DuckDBPyConnection, lake: Lake, notes: list[str]) -> CatalogObject:
+    """A live view over ``silver/_load_history``, or an empty table of the same shape when there is none."""
+    uri = lake.silver.table_uri(lake_tables.LOAD_HISTORY)
+    if _is_delta_table(lake, lake_tables.LOAD_HISTORY):
+        con.execute(f"CREATE VIEW main.load_history AS SELECT {LOAD_HISTORY_SELECT} FROM {delta_scan(uri)}")
         kind = "view"
     else:
-        empty = ", ".join(f"CAST(NULL AS {t}) AS {quote_ident(k)}" for k, t in LOAD_HISTORY_COLUMNS.items())
-        con.execute(f"CREATE TABLE main.load_history AS SELECT {LOAD_HISTORY_SELECT} FROM (SELECT {empty}) WHERE false")
+        empty = lake_tables.load_history_schema().empty_table()
+        con.register("empty_load_history", empty)
+        try:
+            con.execute(f"CREATE TABLE main.load_history AS SELECT {LOAD_HISTORY_SELECT} FROM empty_load_history")
+        finally:
+            con.unregister("empty_load_history")
         kind = "table"
-        notes.append("the ledger is empty: load_history is an empty table; build the catalog again after a silver run")
+        notes.append("no load history yet: load_history is an empty table; build the catalog again after a silver run")
     con.execute(
         f"COMMENT ON {kind.upper()} main.load_history IS "
-        f"{quote_literal(f'one row per processed bronze object version, from the ledger ({glob})')}"
+        f"{quote_literal(f'one row per processed bronze object version, from the Delta table {uri}')}"
     )
-    return CatalogObject("main", "load_history", kind, glob, _count(con, "main.load_history"))
+    return CatalogObject("main", "load_history", kind, uri, _count(con, "main.load_history"))
 
 
 def _describe(

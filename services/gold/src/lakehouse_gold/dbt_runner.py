@@ -160,17 +160,24 @@ def dbt_env(
     return env
 
 
-def ensure_httpfs() -> None:
-    """Install DuckDB's httpfs extension from its PyPI wheel (DuckDB would otherwise download it)."""
+# DuckDB extensions the dbt profile loads, per backend (dbt/profiles.yml): silver is Delta tables.
+PROFILE_EXTENSIONS: dict[str, tuple[str, ...]] = {"local": ("delta",), "s3": ("httpfs", "delta")}
+
+
+def ensure_extensions(names: Sequence[str]) -> None:
+    """Install DuckDB extensions from their PyPI wheels (``duckdb-extension-<name>``) when they do
+    not load yet: DuckDB would otherwise download them, and dbt-duckdb's ``INSTALL`` works offline
+    only once the binary is in DuckDB's extension directory."""
     con = duckdb.connect()
     try:
-        try:
-            con.execute("LOAD httpfs")
-            return
-        except duckdb.Error:
-            log.info("installing the DuckDB httpfs extension from the duckdb-extension-httpfs wheel")
-        duckdb_extensions.import_extension("httpfs", con=con)
-        con.execute("LOAD httpfs")
+        for name in names:
+            try:
+                con.execute(f"LOAD {name}")
+                continue
+            except duckdb.Error:
+                log.info("installing the DuckDB %s extension from the duckdb-extension-%s wheel", name, name)
+            duckdb_extensions.import_extension(name, con=con)
+            con.execute(f"LOAD {name}")
     finally:
         con.close()
 

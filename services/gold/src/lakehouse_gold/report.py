@@ -9,9 +9,10 @@ What it shows:
 
 - vacancies by region over time, the top skills and their trend, salary bands (p25, median, p75)
   by professional role, all from the published gold marts (``_manifest.json`` names them);
-- the pipeline's health, from the ledger and the layers: the last loads (one ledger entry per
-  bronze object: status, rows, time, reason), rows in, out and quarantined per source, and the
-  freshness of each layer (newest bronze object, newest ledger entry, gold's ``published_at``).
+- the pipeline's health, from silver's load history (the Delta table ``silver/_load_history``)
+  and the layers: the last loads (one row per bronze object version: status, rows, time, reason),
+  rows in, out and quarantined per source, and the freshness of each layer (newest bronze object,
+  newest load, gold's ``published_at``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import os
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from html import escape
@@ -30,8 +31,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from lakehouse_common import tables
 from lakehouse_common.exceptions import StorageError
-from lakehouse_common.ledger import LEDGER_PREFIX, LedgerEntry, is_data_object
 from lakehouse_common.progress import NoProgress, Progress
 from lakehouse_common.settings import Settings
 from lakehouse_common.storage import Lake
@@ -54,6 +55,61 @@ TOP_ROLES = 12
 LAST_LOADS = 15
 
 Row = dict[str, Any]
+# The load-history columns the page uses (lakehouse_common.tables.load_history_schema).
+HISTORY_COLUMNS = (
+    "source",
+    "bronze_key",
+    "status",
+    "rows_in",
+    "rows_out",
+    "rows_quarantined",
+    "rows_deduplicated",
+    "reason",
+    "finished_at",
+    "seconds",
+)
+
+
+@dataclass(frozen=True)
+class Load:
+    """One row of silver's load history: what became of one bronze object version."""
+
+    source: str
+    key: str
+    status: str  # loaded | quarantined | duplicate | failed
+    finished_at: datetime
+    rows_in: int = 0
+    rows_out: int = 0
+    rows_quarantined: int = 0
+    rows_deduplicated: int = 0
+    seconds: float = 0.0
+    reason: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Load:
+        return cls(
+            source=str(row["source"]),
+            key=str(row["bronze_key"]),
+            status=str(row["status"]),
+            finished_at=row["finished_at"],
+            rows_in=int(row["rows_in"] or 0),
+            rows_out=int(row["rows_out"] or 0),
+            rows_quarantined=int(row["rows_quarantined"] or 0),
+            rows_deduplicated=int(row["rows_deduplicated"] or 0),
+            seconds=float(row["seconds"] or 0.0),
+            reason=row.get("reason"),
+        )
+
+
+def read_loads(lake: Lake) -> list[Load]:
+    """Every row of silver's load history, oldest first; none before the first silver run."""
+    history = tables.read_history(lake.silver, columns=HISTORY_COLUMNS)
+    return [Load.from_row(row) for row in history.to_pylist()]
+
+
+def is_data_object(key: str) -> bool:
+    """Whether a bronze key holds data: names starting with ``.`` or ``_`` are bookkeeping or temporary."""
+    return not key.rsplit("/", 1)[-1].startswith((".", "_"))
 
 
 @dataclass(frozen=True)
@@ -72,7 +128,7 @@ class ReportData:
     location: str
     manifest: GoldManifest | None
     marts: dict[str, list[Row]]
-    ledger: list[LedgerEntry]
+    loads: list[Load]
     freshness: list[Freshness]
 
 
@@ -82,7 +138,7 @@ class ReportResult:
     local_path: Path
     size_bytes: int
     charts: dict[str, int]
-    ledger_entries: int
+    loads: int  # rows of the load history shown
     gold_run_id: str | None
     seconds: float
     notes: tuple[str, ...] = field(default_factory=tuple)
@@ -94,7 +150,7 @@ class ReportResult:
             f"  in gold  {self.gold_uri}",
             f"  size     {self.size_bytes / 1024:.0f} KiB, built in {self.seconds:.1f} s",
             f"  gold run {self.gold_run_id or '(none published yet)'}",
-            f"  ledger   {self.ledger_entries} entries",
+            f"  loads    {self.loads} in the load history",
             f"  charts   {drawn}",
         ]
         lines += [f"  note     {note}" for note in self.notes]
@@ -174,7 +230,7 @@ def salary_bands(rows: Sequence[Row], n: int = TOP_ROLES) -> tuple[str | None, l
     return month, bands
 
 
-# -- shaping the ledger (pure) ----------------------------------------------------------------
+# -- shaping the load history (pure) ------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -186,11 +242,11 @@ class SourceTotals:
     rows_quarantined: int
     rows_deduplicated: int
     not_loaded: int
-    last_finished: str
+    last_finished: datetime
 
 
-def source_totals(entries: Iterable[LedgerEntry]) -> list[SourceTotals]:
-    by_source: dict[str, list[LedgerEntry]] = defaultdict(list)
+def source_totals(entries: Iterable[Load]) -> list[SourceTotals]:
+    by_source: dict[str, list[Load]] = defaultdict(list)
     for entry in entries:
         by_source[entry.source].append(entry)
     return [
@@ -217,17 +273,9 @@ def rows_chart_input(totals: Sequence[SourceTotals]) -> tuple[list[str], list[ch
     ]
 
 
-def last_loads(entries: Iterable[LedgerEntry], n: int = LAST_LOADS) -> list[LedgerEntry]:
-    """The ``n`` most recently finished ledger entries, newest first."""
+def last_loads(entries: Iterable[Load], n: int = LAST_LOADS) -> list[Load]:
+    """The ``n`` most recently finished loads, newest first."""
     return sorted(entries, key=lambda e: (e.finished_at, e.key), reverse=True)[:n]
-
-
-def parse_time(text: str) -> datetime | None:
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def format_age(delta: timedelta) -> str:
@@ -269,37 +317,33 @@ def _scan_bronze(lake: Lake) -> Freshness:
 
 
 def collect(lake: Lake, *, now: datetime | None = None, progress: Progress | None = None) -> ReportData:
-    """Everything the page shows, read from gold (manifest and marts), the ledger and the bronze listing."""
+    """Everything the page shows, read from gold (manifest and marts), the load history and the bronze listing."""
     progress = progress or NoProgress()
     try:
         manifest: GoldManifest | None = read_manifest(lake)
     except ManifestNotFoundError:
         manifest = None
     marts: dict[str, list[Row]] = {}
-    ledger_keys = [i.key for i in lake.silver.list(f"{LEDGER_PREFIX}/") if i.key.endswith(".json")]
     mart_entries = list(manifest.marts) if manifest else []
-    total = len(mart_entries) + len(ledger_keys) + 1
+    total = len(mart_entries) + 2
     progress.start("report", total, "objects")
     done = 0
     for entry in mart_entries:
         marts[entry.name] = read_mart(lake, entry).to_pylist()
         done += 1
         progress.update(done, marts=len(marts))
-    ledger: list[LedgerEntry] = []
-    for key in ledger_keys:
-        ledger.append(LedgerEntry.from_json(lake.silver.read_bytes(key)))
-        done += 1
-        progress.update(done, ledger=len(ledger))
+    loads = read_loads(lake)  # one Delta table read, however many objects were loaded
+    progress.update(done + 1, loads=len(loads))
     bronze = _newest_bronze(lake)
     progress.update(total)
     progress.finish()
-    newest_entry = max(ledger, key=lambda e: e.finished_at, default=None)
+    newest = max(loads, key=lambda e: e.finished_at, default=None)
     freshness = [
         bronze,
         Freshness(
             "silver",
-            parse_time(newest_entry.finished_at) if newest_entry else None,
-            f"ledger: {newest_entry.source} {newest_entry.key}" if newest_entry else "no ledger entries",
+            newest.finished_at if newest else None,
+            f"load history: {newest.source} {newest.key}" if newest else "nothing loaded yet",
         ),
         Freshness(
             "gold",
@@ -315,7 +359,7 @@ def collect(lake: Lake, *, now: datetime | None = None, progress: Progress | Non
         location=location,
         manifest=manifest,
         marts=marts,
-        ledger=ledger,
+        loads=loads,
         freshness=freshness,
     )
 
@@ -391,7 +435,7 @@ def _market_sections(data: ReportData) -> tuple[list[str], dict[str, str]]:
 
 
 def _health_sections(data: ReportData) -> tuple[list[str], dict[str, str]]:
-    totals = source_totals(data.ledger)
+    totals = source_totals(data.loads)
     categories, series = rows_chart_input(totals)
     svgs = {
         "rows-by-source": charts.grouped_bar_chart(
@@ -414,12 +458,12 @@ def _health_sections(data: ReportData) -> tuple[list[str], dict[str, str]]:
         ],
         numeric=(1, 2, 3, 4, 5, 6),
     )
-    loads = last_loads(data.ledger)
+    loads = last_loads(data.loads)
     loads_table = tpl.table(
         ["finished", "source", "bronze object", "status", "in", "out", "quar.", "dups", "seconds", "reason"],
         [
             [
-                escape(_stamp(parse_time(e.finished_at))),
+                escape(_stamp(e.finished_at)),
                 escape(e.source),
                 escape(e.key),
                 tpl.badge(e.status, e.status),
@@ -446,21 +490,21 @@ def _health_sections(data: ReportData) -> tuple[list[str], dict[str, str]]:
         tpl.section(
             "rows-by-source",
             "Rows in, out and quarantined per source",
-            "Totals over every ledger entry: rows read from bronze, written to silver, and set aside with a reason.",
+            "Totals over the load history: rows read from bronze, written to silver, and set aside with a reason.",
             svgs["rows-by-source"] + (totals_table if totals else ""),
         ),
         tpl.section(
             "freshness",
             "Freshness of each layer",
-            "Newest bronze object, newest ledger entry (silver), and when gold was last published.",
+            "Newest bronze object, newest load into silver, and when gold was last published.",
             fresh_table,
         ),
     ]
     last = tpl.section(
         "last-loads",
         "Last loads",
-        f"The {LAST_LOADS} most recent ledger entries: one per bronze object version turned into silver.",
-        loads_table if loads else "<p>No ledger entries yet: run <code>lakehouse-silverize run</code>.</p>",
+        f"The {LAST_LOADS} most recent loads: one per bronze object version processed into silver.",
+        loads_table if loads else "<p>Nothing loaded yet: run <code>lakehouse-silverize run</code>.</p>",
     )
     return [tpl.grid(sections), last], svgs
 
@@ -473,14 +517,14 @@ def render(data: ReportData) -> tuple[str, dict[str, str]]:
     region_rows = data.marts.get(REGION_MART, [])
     latest = latest_month(region_rows)
     latest_vacancies = sum(int(r["vacancy_count"]) for r in region_rows if month_label(r["published_month"]) == latest)
-    totals = source_totals(data.ledger)
+    totals = source_totals(data.loads)
     headline = tpl.cards(
         [
             (f"{sum(int(r['vacancy_count']) for r in region_rows):,}", "vacancies in gold"),
             (f"{latest_vacancies:,}", f"published in {latest or charts.NO_VALUE}"),
             (f"{len({r['area_id'] for r in region_rows}):,}", "regions"),
             (f"{len({r['skill_name'] for r in data.marts.get(SKILLS_MART, [])}):,}", "distinct skills"),
-            (f"{len(data.ledger):,}", "bronze objects loaded"),
+            (f"{len(data.loads):,}", "bronze objects processed"),
             (f"{sum(t.rows_quarantined for t in totals):,}", "rows quarantined"),
             (f"{sum(t.not_loaded for t in totals):,}", "objects not loaded"),
         ]
@@ -554,14 +598,14 @@ def build_report(
     notes = []
     if data.manifest is None:
         notes.append("gold is not published yet: the market charts are empty (run `lakehouse-gold build`)")
-    if not data.ledger:
-        notes.append("the ledger is empty: run `lakehouse-silverize run`")
+    if not data.loads:
+        notes.append("the load history is empty: run `lakehouse-silverize run`")
     result = ReportResult(
         gold_uri=lake.gold.uri(REPORT_KEY),
         local_path=local,
         size_bytes=len(payload),
         charts={name: count_marks(svg) for name, svg in svgs.items()},
-        ledger_entries=len(data.ledger),
+        loads=len(data.loads),
         gold_run_id=data.manifest.run_id if data.manifest else None,
         seconds=time.monotonic() - started,
         notes=tuple(notes),

@@ -35,7 +35,7 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.wrap { white-space: normal; word-break: break-all; max-width: 420px; }
 .badge { display: inline-block; padding: 1px 7px; border-radius: 9px; font-size: 11.5px; font-weight: 600; }
 .badge.loaded { background: #e3f4e6; color: #1e6b2f; }
-.badge.rejected, .badge.unreadable { background: #fde5e5; color: #9b1c1c; }
+.badge.quarantined, .badge.failed { background: #fde5e5; color: #9b1c1c; }
 .badge.missing { background: #eceef2; color: #5b6475; }
 footer { color: #5b6475; font-size: 12px; margin-top: 24px; }
 """

@@ -1,4 +1,4 @@
-"""Landing sensors: fire when a source has bronze objects that are not yet in the ledger.
+"""Landing sensors: fire when a source has bronze objects that silver has not taken yet.
 
 Two variants with one behaviour:
 
@@ -8,8 +8,12 @@ Two variants with one behaviour:
 - :class:`BronzeFileSensor`, its equivalent on the local lake (``data/bronze/<prefix>``),
   deferrable with :class:`PendingFilesTrigger`.
 
-Only objects without a ledger entry for their current ETag count, so an already processed
-bronze prefix does not keep a sensor firing. Each sensor has two modes:
+Only object versions that are pending count: those whose Delta app transaction the load history
+(``silver/_load_history``) lacks (:func:`lakehouse_common.tables.pending`: one read of the table's
+log, no data read). An already processed bronze prefix does not keep a sensor firing. The bronze
+listing goes through the Airflow connection (S3) or the file system (local); the load history is
+read with ``deltalake`` and the lake's settings (``LAKEHOUSE_*``), as the silverizer reads it.
+Each sensor has two modes:
 
 - *new* (default): done as soon as something is pending; returns the pending ``[key, etag]``
   pairs (the task's XCom) and, as the task's outlet, marks the source's bronze Asset updated;
@@ -17,7 +21,8 @@ bronze prefix does not keep a sensor firing. Each sensor has two modes:
   is pending any more, i.e. silver has taken them. A landing run waits in this mode so that it
   announces each object once, instead of re-firing until silver catches up.
 
-Both compute the same thing, in the worker when poked and in the triggerer while deferred.
+Both compute the same thing, in the worker when poked and in the triggerer while deferred
+(there ``deltalake``, which is synchronous, runs in a thread: the triggerer's event loop is shared).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 from airflow.providers.amazon.aws.triggers.s3 import S3KeyTrigger
@@ -34,23 +39,32 @@ from airflow.providers.standard.triggers.file import FileTrigger
 from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from lakehouse_common.ledger import LEDGER_PREFIX, Ledger, is_data_object
+from lakehouse_common import tables
 from lakehouse_common.settings import Settings
 from lakehouse_orchestration.registry import SourceSpec
 from lakehouse_orchestration.settings import OrchestrationSettings
+
+if TYPE_CHECKING:  # storage imports boto3 and pyarrow: only when a sensor runs, never at DAG parse time
+    from lakehouse_common.storage import LayerStore, ObjectInfo
 
 # Asset event extras and trigger payloads carry at most this many keys (the metadata DB stores them).
 MAX_LISTED = 1000
 Pair = tuple[str, str]
 
 
-def pending_pairs(source: str, objects: Iterable[Pair], recorded: set[str]) -> list[Pair]:
-    """``(key, etag)`` of the data objects that have no ledger entry, sorted by key."""
-    return sorted(
-        (key, etag)
-        for key, etag in objects
-        if is_data_object(key) and Ledger.entry_key(source, key, etag) not in recorded
-    )
+def pending_pairs(silver: LayerStore, source: str, objects: Iterable[ObjectInfo]) -> list[Pair]:
+    """``(key, etag)`` of the data objects whose version ``silver/_load_history`` has no app
+    transaction for, sorted by key."""
+    data = [info for info in objects if tables.is_data_object(info.key)]
+    return sorted((info.key, info.etag) for info in tables.pending(silver, source, data))
+
+
+def lake_silver() -> LayerStore:
+    """The silver layer as the settings in the environment (``LAKEHOUSE_*``) name it."""
+    from lakehouse_common.settings import get_settings
+    from lakehouse_common.storage import Lake
+
+    return Lake(get_settings()).silver
 
 
 def satisfied(pending: Sequence[Pair], announced: set[Pair] | None) -> bool:
@@ -66,37 +80,35 @@ def _as_pairs(raw: Iterable[Sequence[str]] | None) -> set[Pair] | None:
 
 # -- triggers (run in the triggerer) -----------------------------------------------------------
 class PendingS3KeyTrigger(S3KeyTrigger):
-    """S3KeyTrigger that lists the bronze prefix and the source's ledger, and fires per :func:`satisfied`."""
+    """S3KeyTrigger that lists the bronze prefix, checks the load history's transactions, and
+    fires per :func:`satisfied`."""
 
     def __init__(
         self,
         *,
         source: str,
         prefix: str,
-        ledger_bucket: str,
         announced: list[list[str]] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.source = source
         self.prefix = prefix
-        self.ledger_bucket = ledger_bucket
         self.announced = announced
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         _, kwargs = super().serialize()
-        kwargs.update(source=self.source, prefix=self.prefix, ledger_bucket=self.ledger_bucket)
-        kwargs["announced"] = self.announced
+        kwargs.update(source=self.source, prefix=self.prefix, announced=self.announced)
         return f"{type(self).__module__}.{type(self).__qualname__}", kwargs
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         announced = _as_pairs(self.announced)
         try:
+            silver = await asyncio.to_thread(lake_silver)
             async with await self.hook.get_async_conn() as client:
                 while True:
                     objects = await _list_async(client, self.bucket_name, self.prefix)
-                    ledger = await _list_async(client, self.ledger_bucket, f"{LEDGER_PREFIX}/{self.source}/")
-                    pending = pending_pairs(self.source, objects, {key for key, _ in ledger})
+                    pending = await asyncio.to_thread(pending_pairs, silver, self.source, objects)
                     if satisfied(pending, announced):
                         yield TriggerEvent({"status": "success", "pending": [list(p) for p in pending[:MAX_LISTED]]})
                         return
@@ -105,11 +117,21 @@ class PendingS3KeyTrigger(S3KeyTrigger):
             yield TriggerEvent({"status": "error", "message": f"{type(exc).__name__}: {exc}"})
 
 
-async def _list_async(client: Any, bucket: str, prefix: str) -> list[Pair]:
-    found: list[Pair] = []
+def _object_info(item: dict[str, Any]) -> ObjectInfo:
+    """One ``list_objects_v2`` item as the lake describes objects (the version's time is part of
+    its transaction: :func:`lakehouse_common.tables.txn_version`)."""
+    from lakehouse_common.storage import ObjectInfo
+
+    return ObjectInfo(
+        key=item["Key"], size=int(item["Size"]), etag=str(item["ETag"]).strip('"'), modified=item["LastModified"]
+    )
+
+
+async def _list_async(client: Any, bucket: str, prefix: str) -> list[ObjectInfo]:
+    found: list[ObjectInfo] = []
     paginator = client.get_paginator("list_objects_v2")
     async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-        found.extend((item["Key"], str(item["ETag"]).strip('"')) for item in page.get("Contents", []))
+        found.extend(_object_info(item) for item in page.get("Contents", []))
     return found
 
 
@@ -146,8 +168,7 @@ def local_pending(source: str, prefix: str) -> list[Pair]:
     from lakehouse_common.storage import Lake  # boto3 only when a local sensor runs
 
     lake = Lake(get_settings())
-    recorded = Ledger(lake.silver).recorded(source)
-    return pending_pairs(source, ((o.key, o.etag) for o in lake.bronze.list(prefix)), recorded)
+    return pending_pairs(lake.silver, source, lake.bronze.list(prefix))
 
 
 # -- sensors (run in the worker) ---------------------------------------------------------------
@@ -220,7 +241,7 @@ class _LandingMixin:
 
 
 class BronzeS3KeySensor(_LandingMixin, S3KeySensor):
-    """Waits on ``s3://<bronze>/<prefix>*`` for objects the ledger has not seen (see the module doc)."""
+    """Waits on ``s3://<bronze>/<prefix>*`` for objects silver has not taken (see the module doc)."""
 
     def __init__(
         self,
@@ -228,7 +249,6 @@ class BronzeS3KeySensor(_LandingMixin, S3KeySensor):
         source: str,
         prefix: str,
         bronze_bucket: str,
-        ledger_bucket: str,
         announced_from: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -237,20 +257,16 @@ class BronzeS3KeySensor(_LandingMixin, S3KeySensor):
         self.source = source
         self.prefix = prefix
         self.bronze_bucket = bronze_bucket
-        self.ledger_bucket = ledger_bucket
         self.announced_from = announced_from
 
     def _pending_now(self, context: Context) -> list[Pair]:
-        client = self.hook.conn
-        objects = _list_sync(client, self.bronze_bucket, self.prefix)
-        recorded = {key for key, _ in _list_sync(client, self.ledger_bucket, f"{LEDGER_PREFIX}/{self.source}/")}
-        return pending_pairs(self.source, objects, recorded)
+        objects = _list_sync(self.hook.conn, self.bronze_bucket, self.prefix)
+        return pending_pairs(lake_silver(), self.source, objects)
 
     def _trigger(self, announced: list[list[str]] | None) -> BaseTrigger:
         return PendingS3KeyTrigger(
             source=self.source,
             prefix=self.prefix,
-            ledger_bucket=self.ledger_bucket,
             announced=announced,
             bucket_name=self.bronze_bucket,
             bucket_key=self.bucket_key,
@@ -263,10 +279,10 @@ class BronzeS3KeySensor(_LandingMixin, S3KeySensor):
         )
 
 
-def _list_sync(client: Any, bucket: str, prefix: str) -> list[Pair]:
-    found: list[Pair] = []
+def _list_sync(client: Any, bucket: str, prefix: str) -> list[ObjectInfo]:
+    found: list[ObjectInfo] = []
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        found.extend((item["Key"], str(item["ETag"]).strip('"')) for item in page.get("Contents", []))
+        found.extend(_object_info(item) for item in page.get("Contents", []))
     return found
 
 
@@ -321,7 +337,6 @@ def landing_sensor(
             source=source.name,
             prefix=source.prefix,
             bronze_bucket=lake.bronze_bucket,
-            ledger_bucket=lake.silver_bucket,
             aws_conn_id=orchestration.s3_conn_id,
             announced_from=announced_from,
             **kwargs,

@@ -88,7 +88,13 @@ def project_dag_ids(contracts_dir: Path) -> list[str]:
     from lakehouse_common.contracts import ContractRegistry
 
     names = [contract.name for contract in ContractRegistry.from_dir(contracts_dir)]
-    return [*(f"landing__{n}" for n in names), *(f"silver__{n}" for n in names), "gold", "replicate_gold"]
+    return [
+        *(f"landing__{n}" for n in names),
+        *(f"silver__{n}" for n in names),
+        "gold",
+        "replicate_gold",
+        "silver_maintenance",
+    ]
 
 
 def descendants(pid: int) -> list[int]:

@@ -30,35 +30,55 @@ def _silverizer() -> Any:
 
 
 def pending_keys(source: str) -> list[str]:
-    """Bronze keys of ``source`` with no ledger entry: the silver run's work list, decided by the ledger."""
+    """Bronze keys of ``source`` whose object version ``silver/_load_history`` has no Delta app
+    transaction for (:func:`lakehouse_common.tables.pending`: log reads and the history's key
+    column, no data read): the silver run's work list."""
     keys = [info.key for info in _silverizer().pending(source)]
     log.info("%s: %d pending bronze object(s)", source, len(keys))
     return keys
 
 
-def silverize_object(source: str, key: str) -> dict[str, Any]:
-    """Turn one bronze object into silver, exactly once.
+def pending_batches(source: str) -> list[list[str]]:
+    """The pending keys in the silverizer's batches (``LAKEHOUSE_SILVERIZER_BATCH_OBJECTS`` and
+    ``BATCH_MB``): one mapped task per batch, one Delta commit per table per batch."""
+    silverizer = _silverizer()
+    batches = [[info.key for info in batch] for batch in silverizer.batches(silverizer.pending(source))]
+    log.info("%s: %d pending bronze object(s) in %d batch(es)", source, sum(map(len, batches)), len(batches))
+    return batches
 
-    A key that another run (or an earlier try) already committed is reported as ``skipped``:
-    Asset events are wake-ups, and duplicates must not process anything twice.
-    """
-    from lakehouse_silverizer.exceptions import ObjectNotPendingError
 
-    try:
-        entry = _silverizer().run_key(source, key)
-    except ObjectNotPendingError as exc:
-        log.info("%s", exc)
-        return {"key": key, "status": "skipped", "rows_in": 0, "rows_out": 0, "rows_quarantined": 0}
+def _result(record: Any) -> dict[str, Any]:
     return {
-        "key": key,
-        "status": entry.status,
-        "rows_in": entry.rows_in,
-        "rows_out": entry.rows_out,
-        "rows_quarantined": entry.rows_quarantined,
-        "rows_deduplicated": entry.rows_deduplicated,
-        "seconds": entry.seconds,
-        "reason": entry.reason,
+        "key": record.key,
+        "status": record.status,
+        "rows_in": record.rows_in,
+        "rows_out": record.rows_out,
+        "rows_quarantined": record.rows_quarantined,
+        "rows_deduplicated": record.rows_deduplicated,
+        "seconds": record.seconds,
+        "reason": record.reason,
     }
+
+
+def _skipped(key: str) -> dict[str, Any]:
+    return {"key": key, "status": "skipped", "rows_in": 0, "rows_out": 0, "rows_quarantined": 0, "rows_deduplicated": 0}
+
+
+def silverize_batch(source: str, keys: list[str]) -> list[dict[str, Any]]:
+    """Turn a batch of bronze objects into silver, exactly once: one Delta commit per table holds
+    their rows and their app transactions, and their load-history rows are committed last.
+
+    Keys that another run (or an earlier try) already committed, or that are gone, are reported
+    as ``skipped``: Asset events are wake-ups, and duplicates must not process anything twice.
+    """
+    summary = _silverizer().run_keys(source, keys)
+    return [*(_result(r) for r in summary.entries), *(_skipped(k) for k in summary.skipped)]
+
+
+def silverize_object(source: str, key: str) -> dict[str, Any]:
+    """:func:`silverize_batch` of one key."""
+    (result,) = silverize_batch(source, [key])
+    return result
 
 
 def summarize_silver(source: str, results: Iterable[dict[str, Any] | None]) -> dict[str, Any]:
@@ -73,18 +93,29 @@ def summarize_silver(source: str, results: Iterable[dict[str, Any] | None]) -> d
         "rows_in": sum(r["rows_in"] for r in processed),
         "rows_out": sum(r["rows_out"] for r in processed),
         "rows_quarantined": sum(r["rows_quarantined"] for r in processed),
+        "rows_deduplicated": sum(r.get("rows_deduplicated", 0) for r in processed),
         "duplicates": sum(1 for r in done if r["status"] == "duplicate"),
         "skipped": sum(1 for r in done if r["status"] == "skipped"),
     }
 
 
-def vacuum_silver(source: str) -> dict[str, Any]:
-    """Delete ``source``'s silver files that readers no longer see (superseded versions, killed
-    attempts), once older than ``LAKEHOUSE_SILVERIZER_VACUUM_RETENTION_S``."""
-    from lakehouse_silverizer.vacuum import vacuum
+def maintain_silver(tables: list[str] | None = None) -> dict[str, Any]:
+    """Delta's maintenance of every silver table (or only ``tables``): compaction of small files,
+    vacuum of files older than ``LAKEHOUSE_SILVERIZER_VACUUM_RETENTION_S`` that no retained version
+    names, and a checkpoint (:func:`lakehouse_silverizer.maintenance.maintain`)."""
+    from lakehouse_common.storage import Lake
+    from lakehouse_silverizer.maintenance import maintain
+    from lakehouse_silverizer.settings import get_settings as silverizer_settings
 
-    report = vacuum(_silverizer(), source)
-    return {"source": source, "deleted": len(report.deleted), "waiting": report.waiting, "claimed": report.claimed}
+    retention_s = silverizer_settings().vacuum_retention_s
+    results = maintain(Lake(get_settings()).silver, tables, retention_hours=retention_s / 3600)
+    return {
+        "retention_hours": retention_s / 3600,
+        "tables": {r.table: r.to_dict() for r in results},
+        "files_compacted": sum(r.files_compacted for r in results),
+        "files_removed": sum(r.files_removed for r in results),
+        "checkpoints": sum(r.checkpoint is not None for r in results),
+    }
 
 
 def build_gold() -> dict[str, Any]:
@@ -130,7 +161,8 @@ def load_postgres() -> dict[str, Any]:
 def build_report() -> dict[str, Any]:
     """Render the static HTML report (marts as charts, pipeline health) into gold's ``report/index.html``.
 
-    Meant to run after a gold publish; reads the manifest, the marts, the ledger and the bronze listing.
+    Meant to run after a gold publish; reads the manifest, the marts, silver's load history and the
+    bronze listing.
     """
     from lakehouse_gold.report import build_report as build
 
@@ -140,7 +172,7 @@ def build_report() -> dict[str, Any]:
         "local_path": str(result.local_path),
         "bytes": result.size_bytes,
         "gold_run_id": result.gold_run_id,
-        "ledger_entries": result.ledger_entries,
+        "loads": result.loads,  # rows of silver's load history (tables.read_history) the report shows
         "charts": result.charts,
         "notes": list(result.notes),
     }

@@ -3,13 +3,14 @@
 - :class:`S3Lake`: bronze, silver and gold buckets on an S3 endpoint (a moto server here) plus a
   separate "AWS" replica bucket written with other credentials; :meth:`S3Lake.env` is every
   ``LAKEHOUSE_*`` variable and the ``AIRFLOW_CONN_LAKEHOUSE_S3`` connection the DAGs need; helpers
-  read the ledger and the replica's manifest.
+  read silver's load history (the Delta table ``_load_history``, through
+  :mod:`lakehouse_common.tables`), what is pending, and the replica's manifest.
 - :class:`BridgeProcess`: the real event bridge (``lakehouse-bridge serve``) as a subprocess in
   its own process group, and :func:`minio_event`, a notification in MinIO's webhook shape.
 - :func:`sample_objects`: a small, deterministic hh.ru-shaped bronze sample under the keys the
   ingestor would write (:mod:`lakehouse_ingestor.sample`), so dbt runs in seconds.
 
-boto3, moto and the ingestor are imported when used (they are test and bench tools).
+boto3, moto, deltalake and the ingestor are imported when used (they are test and bench tools).
 """
 
 from __future__ import annotations
@@ -29,18 +30,52 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import requests
 
-from lakehouse_common.ledger import Ledger, LedgerEntry
 from lakehouse_orchestration.stack import AirflowStack, AirflowStackError, die_with_parent_prefix, free_port
 
 REGION = "us-east-1"
 LAKE_KEY, LAKE_SECRET = "lake-key", "lake-secret"
 REPLICA_KEY, REPLICA_SECRET = "aws-replica-writer", "aws-replica-secret"
 REPLICA_PREFIX = "lakehouse/gold"
+
+if TYPE_CHECKING:
+    from lakehouse_common.settings import Settings
+    from lakehouse_common.storage import LayerStore
+
+
+@dataclass(frozen=True)
+class LoadHistoryRow:
+    """One row of ``silver/_load_history``: what became of one bronze object version."""
+
+    source: str
+    key: str
+    etag: str
+    status: str  # loaded | quarantined | duplicate | failed
+    rows_in: int
+    rows_out: int
+    rows_quarantined: int
+    rows_deduplicated: int
+    reason: str | None
+    finished_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> LoadHistoryRow:
+        return cls(
+            source=row["source"],
+            key=row["bronze_key"],
+            etag=row["bronze_etag"],
+            status=row["status"],
+            rows_in=row["rows_in"],
+            rows_out=row["rows_out"],
+            rows_quarantined=row["rows_quarantined"],
+            rows_deduplicated=row["rows_deduplicated"],
+            reason=row["reason"],
+            finished_at=row["finished_at"],
+        )
 
 
 @dataclass(frozen=True)
@@ -92,6 +127,7 @@ class S3Lake:
     gold: str = ""
     replica: str = ""
     _client: Any = field(default=None, repr=False)
+    _silver: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         suffix = uuid.uuid4().hex[:10]
@@ -163,30 +199,69 @@ class S3Lake:
         return str(self.client.head_object(Bucket=self.bronze, Key=key)["ETag"]).strip('"')
 
     # -- silver --------------------------------------------------------------------------------
-    def ledger_entry(self, source: str, key: str, etag: str) -> LedgerEntry | None:
-        """The ledger entry of one bronze object version, or None while it is pending."""
-        try:
-            body = self.client.get_object(Bucket=self.silver, Key=Ledger.entry_key(source, key, etag))["Body"].read()
-        except self.client.exceptions.NoSuchKey:
-            return None
-        return LedgerEntry.from_json(body)
+    def settings(self) -> Settings:
+        """The lake's settings, as :meth:`env` gives them to the DAGs (for the project's readers)."""
+        from lakehouse_common.settings import get_settings
 
-    def ledger_entries(self, source: str) -> list[LedgerEntry]:
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.silver, Prefix=f"_ledger/{source}/")
-        keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
-        return [LedgerEntry.from_json(self.client.get_object(Bucket=self.silver, Key=k)["Body"].read()) for k in keys]
-
-    def silver_rows(self) -> int:
-        """Rows written to silver so far, by every ledger entry of every source."""
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.silver, Prefix="_ledger/")
-        keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
-        return sum(
-            LedgerEntry.from_json(self.client.get_object(Bucket=self.silver, Key=k)["Body"].read()).rows_out
-            for k in keys
+        return get_settings(
+            backend="s3",
+            s3_endpoint_url=self.endpoint_url,
+            s3_region=REGION,
+            s3_path_style=True,
+            s3_access_key_id=LAKE_KEY,
+            s3_secret_access_key=LAKE_SECRET,
+            bronze_bucket=self.bronze,
+            silver_bucket=self.silver,
+            gold_bucket=self.gold,
+            contracts_dir=self.repo / "contracts",
+            scratch_dir=self.scratch_dir,
         )
 
+    @property
+    def silver_store(self) -> LayerStore:
+        if self._silver is None:
+            from lakehouse_common.storage import Lake
+
+            self._silver = Lake(self.settings()).silver
+        store: LayerStore = self._silver
+        return store
+
+    def history(self, source: str | None = None) -> list[LoadHistoryRow]:
+        """Every load-history row (of one source, or all), oldest first; none before the first run."""
+        from lakehouse_common import tables
+
+        columns = [
+            "source", "bronze_key", "bronze_etag", "status", "rows_in", "rows_out",
+            "rows_quarantined", "rows_deduplicated", "reason", "finished_at",
+        ]  # fmt: skip
+        rows = tables.read_history(self.silver_store, source, columns=columns).to_pylist()
+        return [LoadHistoryRow.from_row(row) for row in rows]
+
+    def history_entry(self, source: str, key: str, etag: str) -> LoadHistoryRow | None:
+        """The newest load-history row of one bronze object version, or None while it is pending."""
+        rows = [r for r in self.history(source) if r.key == key and r.etag == etag]
+        return rows[-1] if rows else None
+
+    def pending(self, source: str) -> list[str]:
+        """Bronze keys of ``source`` whose current version ``_load_history`` has no transaction for."""
+        from lakehouse_common import tables
+        from lakehouse_common.storage import ObjectInfo
+
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bronze, Prefix=f"{source}/")
+        objects = [
+            ObjectInfo(o["Key"], int(o["Size"]), str(o["ETag"]).strip('"'), o["LastModified"])
+            for page in pages
+            for o in page.get("Contents", [])
+            if tables.is_data_object(o["Key"])
+        ]
+        return sorted(info.key for info in tables.pending(self.silver_store, source, objects))
+
+    def silver_rows(self) -> int:
+        """Rows written to silver so far, by every load-history row of every source."""
+        return sum(row.rows_out for row in self.history())
+
     def silver_objects(self) -> dict[str, str]:
-        """Every silver object (data, ledger, quarantine) and its ETag."""
+        """Every silver object (data files, Delta logs and checkpoints, the bookkeeping tables) and its ETag."""
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.silver)
         return {o["Key"]: o["ETag"] for page in pages for o in page.get("Contents", [])}
 

@@ -1,5 +1,5 @@
 """``lakehouse-silverize``: run pending bronze objects, one key, reprocess, show the load history,
-reconcile bronze with silver, vacuum what readers no longer see."""
+reconcile bronze with silver, and maintain silver's Delta tables (checkpoint, compact, vacuum)."""
 
 from __future__ import annotations
 
@@ -10,21 +10,20 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import timedelta
-from typing import TextIO
+from typing import Any, TextIO
 
+from lakehouse_common import tables
 from lakehouse_common.contracts import ContractRegistry
 from lakehouse_common.exceptions import LakehouseError
-from lakehouse_common.ledger import LedgerEntry
 from lakehouse_common.progress import TerminalProgress
 from lakehouse_common.settings import get_settings
-from lakehouse_silverizer.exceptions import ObjectClaimedError, ObjectNotPendingError
+from lakehouse_silverizer.exceptions import ObjectNotPendingError
+from lakehouse_silverizer.maintenance import maintain
 from lakehouse_silverizer.reconcile import Reconciliation, reconcile
-from lakehouse_silverizer.runner import Silverizer
+from lakehouse_silverizer.runner import LoadRecord, Silverizer
 from lakehouse_silverizer.settings import get_settings as get_silverizer_settings
-from lakehouse_silverizer.vacuum import vacuum
 
-LEDGER_COLUMNS = (
+HISTORY_COLUMNS = (
     ("finished_at", 19),
     ("source", 16),
     ("status", 10),
@@ -47,58 +46,63 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--key", help="process only this bronze key (must be pending)")
     run.add_argument("--strict", action="store_true", help="exit 1 when any object was quarantined whole")
     run.add_argument("--objects", action="store_true", help="print one line per object, not per source")
-    again = sub.add_parser("reprocess", help="process objects again, replacing their silver outputs")
+    again = sub.add_parser("reprocess", help="process objects again, replacing their rows in silver")
     again.add_argument("source")
     again.add_argument("--key", help="only this bronze key (default: every object of the source)")
-    ledger = sub.add_parser("ledger", help="show the load history")
-    ledger.add_argument("source", nargs="?")
-    ledger.add_argument("--limit", type=int, default=50)
-    ledger.add_argument("--json", action="store_true", help="one JSON object per line")
-    pending = sub.add_parser("pending", help="list bronze objects not yet in the ledger")
+    history = sub.add_parser("history", aliases=["ledger"], help="show the load history (silver/_load_history)")
+    history.add_argument("source", nargs="?")
+    history.add_argument("--limit", type=int, default=50, help="the newest N rows (default 50; 0 for all)")
+    history.add_argument("--json", action="store_true", help="one JSON object per line")
+    pending = sub.add_parser("pending", help="list bronze objects not yet in the load history")
     pending.add_argument("source", nargs="?")
     check = sub.add_parser(
         "reconcile",
-        help="list bronze objects with no ledger entry and silver files with no bronze origin",
+        help="list bronze objects not loaded, loaded keys whose bronze object is gone, and unreferenced files",
     )
     check.add_argument("source", nargs="?", help="one source (default: every source)")
     check.add_argument("--json", action="store_true", help="one JSON object per source")
-    check.add_argument("--strict", action="store_true", help="exit 1 when anything is pending, orphaned or gone")
-    check.add_argument(
-        "--clean",
-        action="store_true",
-        help="delete stale claims, and vacuum (orphan and superseded files, unfinished writes) past the retention",
+    check.add_argument("--strict", action="store_true", help="exit 1 when anything is pending or gone")
+    check.add_argument("--clean", action="store_true", help="delete unfinished writes older than the retention")
+    keep = sub.add_parser(
+        "maintain",
+        aliases=["vacuum"],
+        help="Delta maintenance of every silver table: checkpoint, compact small files, vacuum past the retention",
     )
-    sweep = sub.add_parser(
-        "vacuum", help="delete silver files no newest ledger entry names, once older than the retention"
-    )
-    sweep.add_argument("source", nargs="?", help="one source (default: every source)")
-    sweep.add_argument(
+    keep.add_argument("tables", nargs="*", help="table names (default: every silver table)")
+    keep.add_argument(
         "--retention-s",
         type=float,
-        help="keep unreferenced files younger than this (default LAKEHOUSE_SILVERIZER_VACUUM_RETENTION_S)",
+        help="keep files no snapshot names for this long (default LAKEHOUSE_SILVERIZER_VACUUM_RETENTION_S)",
     )
+    keep.add_argument("--no-compact", action="store_true", help="skip the compaction")
+    keep.add_argument("--no-vacuum", action="store_true", help="skip the vacuum")
     sub.add_parser("sources", help="list sources: declared contracts and bronze prefixes")
     contract = sub.add_parser("contract", help="print a source's contract (declared or inferred)")
     contract.add_argument("source")
     return parser
 
 
-def _table(entries: Sequence[LedgerEntry]) -> str:
-    lines = ["  ".join(HEADERS.get(name, name).ljust(width) for name, width in LEDGER_COLUMNS).rstrip()]
-    for entry in entries:
-        row = asdict(entry)
+def _table(rows: Sequence[dict[str, Any]]) -> str:
+    """One line per load-history row (``LoadRecord`` as a dict, or a ``_load_history`` row)."""
+    lines = ["  ".join(HEADERS.get(name, name).ljust(width) for name, width in HISTORY_COLUMNS).rstrip()]
+    for row in rows:
         cells = []
-        for name, width in LEDGER_COLUMNS:
-            value = str(row[name])[:19] if name == "finished_at" else str(row[name])
-            cells.append(value.ljust(width))
-        if entry.reason:  # why an object was not loaded (or what it duplicates)
-            cells.append(f"  {entry.reason}")
+        for name, width in HISTORY_COLUMNS:
+            value = row.get(name, row.get("bronze_key")) if name == "key" else row[name]
+            text = str(value)[:19] if name == "finished_at" else str(value)
+            cells.append(text.ljust(width))
+        if row.get("reason"):  # why an object was not loaded (or what it duplicates)
+            cells.append(f"  {row['reason']}")
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 
 
-def _by_source(entries: Sequence[LedgerEntry]) -> str:
-    """One line per source: objects and rows (the ledger holds the per-object detail)."""
+def _records(entries: Sequence[LoadRecord]) -> list[dict[str, Any]]:
+    return [asdict(e) for e in entries]
+
+
+def _by_source(entries: Sequence[LoadRecord]) -> str:
+    """One line per source: objects and rows (the load history holds the per-object detail)."""
     names = ("objects", "rows_in", "rows_out", "rows_quarantined", "rows_deduplicated", "not_loaded")
     lines = ["source            " + "  ".join(HEADERS.get(n, n).rjust(9) for n in names)]
     for source in sorted({e.source for e in entries}):
@@ -112,7 +116,7 @@ def _by_source(entries: Sequence[LedgerEntry]) -> str:
     return "\n".join(lines)
 
 
-def _summary(entries: Sequence[LedgerEntry]) -> str:
+def _summary(entries: Sequence[LoadRecord]) -> str:
     if not entries:
         return "nothing pending"
     totals = {k: sum(getattr(e, k) for e in entries) for k in ("rows_in", "rows_out", "rows_quarantined")}
@@ -129,44 +133,45 @@ def _summary(entries: Sequence[LedgerEntry]) -> str:
 def _reconciliation(report: Reconciliation) -> str:
     lines = [
         f"{report.source}: {report.bronze_objects} bronze object(s), {len(report.pending)} pending, "
-        f"{len(report.orphan_outputs)} orphan silver file(s), {len(report.superseded)} superseded (awaiting "
-        f"vacuum), {len(report.bronze_gone)} entr(y/ies) whose "
-        f"bronze object is gone, {len(report.stale_claims)} stale claim(s), {len(report.leftovers)} leftover(s)"
+        f"{len(report.bronze_gone)} loaded key(s) whose bronze object is gone, {len(report.unreferenced)} "
+        f"file(s) no snapshot names (maintain vacuums them), {len(report.leftovers)} unfinished write(s)"
         + (f", {report.cleaned} cleaned" if report.cleaned else "")
     ]
     for title, keys in (
         ("pending", report.pending),
-        ("orphan", report.orphan_outputs),
-        ("superseded", report.superseded),
         ("bronze gone", report.bronze_gone),
-        ("stale claim", report.stale_claims),
+        ("unreferenced", report.unreferenced),
         ("leftover", report.leftovers),
     ):
         lines += [f"  {title}: {key}" for key in keys]
     return "\n".join(lines)
 
 
-def _run_with_progress(silverizer: Silverizer, sources: Sequence[str], stream: TextIO) -> list[LedgerEntry]:
+def _run_with_progress(silverizer: Silverizer, sources: Sequence[str], stream: TextIO) -> list[LoadRecord]:
     """``run`` in a terminal: the pending objects of every source, with a redrawn progress line
-    (objects done/total, rows, MB/s) and a closing line on stderr; stdout stays as it is."""
+    (objects done/total, rows, MB/s) after each batch and a closing line on stderr; stdout stays as it is."""
     progress = TerminalProgress(stream)
-    work = [(source, info) for source in sources for info in silverizer.pending(source)]
-    total_mb = sum(info.size for _, info in work) / 1e6
+    work = {source: silverizer.pending(source) for source in sources}
+    total = sum(len(infos) for infos in work.values())
+    total_mb = sum(info.size for infos in work.values() for info in infos) / 1e6
     started = time.perf_counter()
-    entries: list[LedgerEntry] = []
+    entries: list[LoadRecord] = []
     done_mb = 0.0
-    progress.start("silver", len(work), "objects")
+    progress.start("silver", total, "objects")
+
+    def batch_done(records: Sequence[LoadRecord]) -> None:
+        nonlocal done_mb
+        entries.extend(records)
+        done_mb += sum(r.size for r in records) / 1e6
+        rate = done_mb / max(time.perf_counter() - started, 1e-6)
+        rows = sum(e.rows_in for e in entries)
+        progress.update(len(entries), rows=f"{rows:,}", MB=f"{done_mb:,.1f}/{total_mb:,.1f}", MBps=f"{rate:,.1f}")
+
     try:
-        for source, info in work:
-            progress.update(source=source)
-            entry = silverizer.run_object(source, info)
-            done_mb += info.size / 1e6
-            if entry is None:  # another run holds it
-                continue
-            entries.append(entry)
-            rate = done_mb / max(time.perf_counter() - started, 1e-6)
-            rows = sum(e.rows_in for e in entries)
-            progress.update(len(entries), rows=f"{rows:,}", MB=f"{done_mb:,.1f}/{total_mb:,.1f}", MBps=f"{rate:,.1f}")
+        for source, infos in work.items():
+            if infos:
+                progress.update(source=source)
+                silverizer.run_source(source, infos, on_batch=batch_done)
     finally:
         progress.finish()
     seconds = time.perf_counter() - started
@@ -201,23 +206,28 @@ def main(argv: Sequence[str] | None = None) -> int:
                     entries += summary.entries
                     skipped += summary.skipped
             if entries:
-                print(_table(entries) if args.objects else _by_source(entries))
+                print(_table(_records(entries)) if args.objects else _by_source(entries))
             print(_summary(entries))
             if skipped:
-                print(f"{len(skipped)} object(s) skipped: another run holds their claim")
-            return 1 if args.strict and any(e.status in ("rejected", "unreadable") for e in entries) else 0
+                print(f"{len(skipped)} object(s) skipped: another run committed them first, or they changed")
+            return 1 if args.strict and any(e.status == "quarantined" for e in entries) else 0
         if args.command == "reprocess":
             entries = silverizer.reprocess(args.source, args.key).entries
-            print(_table(entries))
+            print(_table(_records(entries)))
             print(_summary(entries))
             return 0
-        if args.command == "ledger":
-            history = sorted(silverizer.ledger.entries(args.source), key=lambda e: e.finished_at)[-args.limit :]
+        if args.command in ("history", "ledger"):
+            rows = tables.history_rows(silverizer.lake.silver, args.source)
+            total = len(rows)
+            if args.limit > 0:
+                rows = rows[-args.limit :]
             if args.json:
-                for entry in history:
-                    print(json.dumps(asdict(entry), ensure_ascii=False))
+                for row in rows:
+                    print(json.dumps(row, ensure_ascii=False, default=str))
             else:
-                print(_table(history))
+                print(_table(rows))
+                if len(rows) < total:
+                    print(f"(the newest {len(rows)} of {total} rows; --limit 0 shows all)")
             return 0
         if args.command == "pending":
             for source in [args.source] if args.source else silverizer.sources():
@@ -232,13 +242,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             for report in reports:
                 print(json.dumps(report.to_dict(), ensure_ascii=False) if args.json else _reconciliation(report))
             return 1 if args.strict and not all(r.ok for r in reports) else 0
-        if args.command == "vacuum":
-            retention = None if args.retention_s is None else timedelta(seconds=args.retention_s)
-            for source in [args.source] if args.source else silverizer.sources():
-                swept = vacuum(silverizer, source, retention)
+        if args.command in ("maintain", "vacuum"):
+            retention_s = silverizer.options.vacuum_retention_s if args.retention_s is None else args.retention_s
+            for done in maintain(
+                silverizer.lake.silver,
+                args.tables or None,
+                retention_hours=retention_s / 3600,
+                compact=not args.no_compact,
+                vacuum=not args.no_vacuum,
+            ):
                 print(
-                    f"{source}: deleted {len(swept.deleted)} unreferenced file(s); kept {swept.waiting} younger "
-                    f"than the retention, {swept.claimed} of objects being processed"
+                    f"{done.table}: version {done.version_before} -> {done.version_after}, data files "
+                    f"{done.files_before} -> {done.files_after} ({done.files_compacted} compacted into "
+                    f"{done.files_written}), {done.files_removed} removed by vacuum"
+                    + (f", checkpoint at {done.checkpoint}" if done.checkpoint is not None else "")
                 )
             return 0
         if args.command == "sources":
@@ -249,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "contract":
             print(silverizer.contract(args.source).to_yaml(), end="")
             return 0
-    except (ObjectNotPendingError, ObjectClaimedError) as exc:
+    except ObjectNotPendingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
     except LakehouseError as exc:

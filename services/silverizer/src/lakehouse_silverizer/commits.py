@@ -35,6 +35,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -60,6 +61,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 INGESTED_AT = "_ingested_at"
+READ_THREADS = 8  # staged files read back at once (MERGE batches)
 BRONZE_KEY = "_bronze_key"
 _OBJECT = "__object"  # the object's position in its batch: the later one wins a tie
 T = TypeVar("T")
@@ -153,6 +155,10 @@ class StagedObject:
     info: ObjectInfo
     source: str
     files: dict[str, list[StagedFile]] = field(default_factory=dict)
+    # reprocess: a transaction version newer than any the tables hold, so that they take it again
+    redo_version: int | None = None
+    # the key's earlier version was loaded: in append tables its rows are replaced with this one's
+    replaces: bool = False
 
     @property
     def app_id(self) -> str:
@@ -160,7 +166,7 @@ class StagedObject:
 
     @property
     def txn_version(self) -> int:
-        return tables.txn_version(self.info.modified)
+        return self.redo_version if self.redo_version is not None else tables.txn_version(self.info.modified)
 
 
 @dataclass
@@ -273,6 +279,20 @@ class DeltaCommitter:
             max_commit_retries=0,  # conflicts come back here: the transactions are checked again
         )
 
+    def delete_objects(self, name: str, keys: Sequence[str]) -> int | None:
+        """Delete the rows that the bronze ``keys`` put into table ``name`` (``reprocess``: their
+        rows are committed again afterwards). Returns the new version (None: nothing to delete)."""
+        if not keys:
+            return None
+        predicate = f"{BRONZE_KEY} IN ({', '.join(_sql_literal(k) for k in sorted(set(keys)))})"
+
+        def once() -> int | None:
+            table = self.open(name)
+            metrics = table.delete(predicate, commit_properties=self._properties())
+            return table.version() if metrics.get("num_deleted_rows") else None
+
+        return _retrying(once, f"deleting the rows of {len(keys)} object(s) from {name}", self.max_attempts)
+
     # -- the load history ----------------------------------------------------------------------
     def record(self, rows: pa.Table, batch: Sequence[StagedObject], failed: pa.Table | None = None) -> TableCommit:
         """Append the batch's load-history rows (one per object, in ``batch`` order) with their
@@ -283,7 +303,7 @@ class DeltaCommitter:
 
         def once() -> TableCommit:
             table = self.open(spec.name)
-            todo, held = _split_committed(table, batch)
+            todo, held = _split_committed(self.store, spec.name, table, batch)
             result = TableCommit(spec.name, table.version(), skipped=[o.app_id for o in held])
             wanted = {o.app_id for o in todo}
             keep = [
@@ -316,7 +336,7 @@ class DeltaCommitter:
 
     def _commit_once(self, spec: TableSpec, batch: Sequence[StagedObject]) -> TableCommit:
         table = self.open(spec.name)
-        todo, held = _split_committed(table, batch)
+        todo, held = _split_committed(self.store, spec.name, table, batch)
         result = TableCommit(spec.name, table.version(), skipped=[o.app_id for o in held])
         self._discard(spec, held)
         if not todo:
@@ -331,6 +351,11 @@ class DeltaCommitter:
             rows, replaced = self._child_rows(spec, table, todo)
         elif spec.key:
             rows = self._winners(spec, table, todo)
+        elif BRONZE_KEY in spec.columns.names and any(o.replaces for o in todo):
+            # An append table's rows of a bronze key are those of its newest version: replace them.
+            rows = _conform(self._staged_rows(spec, todo), spec.schema)
+            keys = sorted({o.info.key for o in todo if o.replaces})
+            replaced = pa.table({BRONZE_KEY: pa.array(keys, pa.string())})
         if rows is None:
             adds = [_add_action(f, spec) for o in todo for f in o.files.get(spec.name, [])]
             table.create_write_transaction(
@@ -369,19 +394,33 @@ class DeltaCommitter:
     # -- merge tables ------------------------------------------------------------------------
     def _staged_rows(self, spec: TableSpec, objects: Sequence[StagedObject]) -> pa.Table:
         """The objects' staged rows of ``spec`` (with the partition column and each row's object)."""
+        files = [(position, staged) for position, obj in enumerate(objects) for staged in obj.files.get(spec.name, [])]
         pieces = []
-        for position, obj in enumerate(objects):
-            for staged in obj.files.get(spec.name, []):
-                data = pq.read_table(self.store.fs_path(f"{spec.name}/{staged.path}"), filesystem=self.store.filesystem)
-                data = _conform(data, spec.columns)
-                if spec.partition:
-                    data = data.append_column(
-                        spec.partition, pa.repeat(pa.scalar(staged.partition, pa.string()), len(data))
-                    )
-                pieces.append(data.append_column(_OBJECT, pa.repeat(pa.scalar(position, pa.int32()), len(data))))
+        for (position, staged), raw in zip(files, self._read_staged(spec, [f for _, f in files]), strict=True):
+            data = _conform(raw, spec.columns)
+            if spec.partition:
+                data = data.append_column(
+                    spec.partition, pa.repeat(pa.scalar(staged.partition, pa.string()), len(data))
+                )
+            pieces.append(data.append_column(_OBJECT, pa.repeat(pa.scalar(position, pa.int32()), len(data))))
         if not pieces:
             return spec.schema.append(pa.field(_OBJECT, pa.int32())).empty_table()
         return pa.concat_tables(pieces)
+
+    def _read_staged(
+        self, spec: TableSpec, files: Sequence[StagedFile], columns: Sequence[str] | None = None
+    ) -> list[pa.Table]:
+        """The staged files' rows (``columns`` only), in order; read in parallel (on S3 each file
+        is a request or two, and a batch stages hundreds)."""
+
+        def read(staged: StagedFile) -> pa.Table:
+            path = self.store.fs_path(f"{spec.name}/{staged.path}")
+            return pq.read_table(path, filesystem=self.store.filesystem, columns=list(columns) if columns else None)
+
+        if len(files) <= 1:
+            return [read(f) for f in files]
+        with ThreadPoolExecutor(min(READ_THREADS, len(files)), thread_name_prefix="silver-staged") as pool:
+            return list(pool.map(read, files))
 
     def _existing(self, spec: TableSpec, table: DeltaTable, keys: pa.Table, columns: Sequence[str]) -> pa.Table:
         """The table's rows whose key is among ``keys`` (only ``columns``)."""
@@ -400,15 +439,11 @@ class DeltaCommitter:
         return _newest(staged, existing, spec)
 
     def _staged_keys(self, spec: TableSpec, objects: Sequence[StagedObject], columns: Sequence[str]) -> pa.Table:
-        pieces = []
-        for obj in objects:
-            for staged in obj.files.get(spec.name, []):
-                data = pq.read_table(
-                    self.store.fs_path(f"{spec.name}/{staged.path}"),
-                    filesystem=self.store.filesystem,
-                    columns=[c for c in columns if c != spec.partition],
-                )
-                pieces.append(_conform(data, pa.schema([spec.columns.field(c) for c in data.column_names])))
+        files = [staged for obj in objects for staged in obj.files.get(spec.name, [])]
+        pieces = [
+            _conform(data, pa.schema([spec.columns.field(c) for c in data.column_names]))
+            for data in self._read_staged(spec, files, [c for c in columns if c != spec.partition])
+        ]
         if not pieces:
             return pa.schema([spec.schema.field(c) for c in columns if c != spec.partition]).empty_table()
         return pa.concat_tables(pieces)
@@ -470,7 +505,9 @@ class DeltaCommitter:
         metadata: dict[str, Any],
     ) -> None:
         rows = _conform(rows.drop_columns([c for c in rows.column_names if c == _OBJECT]), spec.schema)
-        on = " AND ".join(f"t.{_quote(k)} = s.{_quote(k)}" for k in spec.key)
+        # Append tables replacing an object's rows match a row by where it came from.
+        key = spec.key or (BRONZE_KEY, "_bronze_row", INGESTED_AT)
+        on = " AND ".join(f"t.{_quote(k)} = s.{_quote(k)}" for k in key)
         merger = table.merge(
             rows,
             predicate=on,
@@ -531,12 +568,13 @@ def _conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.table([*columns, *(data.column(c) for c in extra)], names=names)
 
 
-def _split_committed(table: DeltaTable, batch: Sequence[StagedObject]) -> tuple[list[StagedObject], list[StagedObject]]:
-    todo: list[StagedObject] = []
-    held: list[StagedObject] = []
-    for obj in batch:
-        found = table.transaction_version(obj.app_id)
-        (held if found is not None and found >= obj.txn_version else todo).append(obj)
+def _split_committed(
+    store: LayerStore, name: str, table: DeltaTable, batch: Sequence[StagedObject]
+) -> tuple[list[StagedObject], list[StagedObject]]:
+    """The batch's objects the table does not hold yet, and those it holds (one bulk log read)."""
+    done = tables.committed_ids(store, name, table, [(o.app_id, o.txn_version) for o in batch])
+    todo = [o for o in batch if o.app_id not in done]
+    held = [o for o in batch if o.app_id in done]
     return todo, held
 
 

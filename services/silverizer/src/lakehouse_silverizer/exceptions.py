@@ -43,34 +43,7 @@ class NewColumnsError(FileUnreadableError):
 
 
 class ObjectNotPendingError(SilverizerError):
-    """``run --key`` named an object that the ledger already holds."""
-
-
-class ObjectClaimedError(SilverizerError):
-    """``run --key`` named an object that another run is processing (it holds the object's claim)."""
-
-
-class ClaimLostError(ObjectClaimedError):
-    """The run's claim was taken over while it worked (its lease ran out): it commits nothing."""
-
-    def __init__(self, key: str, lease_s: float) -> None:
-        super().__init__(
-            f"{key}: another run took over this run's claim (no renewal within the {lease_s:g} s lease, "
-            "LAKEHOUSE_SILVERIZER_CLAIM_LEASE_S); nothing was committed, the other run's result stands"
-        )
-        self.key = key
-
-
-class ObjectSupersededError(ObjectNotPendingError):
-    """The bronze object changed while this version was processed, and nothing orders the two
-    versions (the same modification time: S3 keeps whole seconds): this version is not committed."""
-
-    def __init__(self, key: str, etag: str, current_etag: str, modified: str) -> None:
-        super().__init__(
-            f"{key} changed while it was processed (ETag {etag} -> {current_etag}, both modified at {modified}): "
-            "the processed version is not committed; the current one is pending"
-        )
-        self.key = key
+    """``run --key`` named an object that the load history already holds."""
 
 
 class CommitConflictError(SilverizerError):

@@ -1,63 +1,121 @@
-"""The silverizer run: every pending bronze object of a source, exactly once.
+"""The silverizer run: every pending bronze object of a source, exactly once, into Delta tables.
 
-For one object: stream it chunk by chunk (chunks are parsed and converted on a small thread
-pool, in order), de-duplicate on the primary key, write partitioned Parquet and quarantine
-through atomic writers under names of this attempt's own, then record the ledger entry, which
-commits them (:mod:`lakehouse_common.ledger`). Readers see only committed files, so a crash at
-any point leaves them the previous state and the object pending; the rerun writes a new
-attempt and commits it: the result is that of one clean run. Superseded and unreferenced files
-are left for :mod:`lakehouse_silverizer.vacuum`, since a reader may still be reading them.
-
-Runs may overlap (a schedule and a manual run, two workers): each object version is claimed
-first (:mod:`lakehouse_silverizer.claims`) and the claim's lease is renewed while the run
-works; a run skips the objects another run holds.
+Pending objects are taken in batches (``LAKEHOUSE_SILVERIZER_BATCH_OBJECTS`` objects, at most
+``BATCH_MB`` of bronze). Each object is streamed chunk by chunk (chunks are parsed and converted
+on a small thread pool, in order), de-duplicated on the primary key, and its rows staged as
+Parquet files inside the silver tables' directories, its rejected rows inside ``_quarantine``.
+Then each table gets one Delta commit for the whole batch (:class:`~lakehouse_silverizer.commits.DeltaCommitter`),
+which also records every object version's app transaction, and ``_load_history`` is committed
+last: from then on the batch's objects are not pending. A crash at any point leaves readers the
+previous snapshot and the objects pending; the rerun stages them again and each table skips what
+it already holds, so the result is that of one clean run. Two runs at once conflict in Delta's
+log, and the loser re-checks the transactions against the winner's snapshot: no claims, no locks.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from lakehouse_common import tables
 from lakehouse_common.contracts import Contract, ContractRegistry
-from lakehouse_common.exceptions import LakehouseError, ObjectNotFoundError, StorageError, UnknownSourceError
-from lakehouse_common.ledger import Ledger, LedgerEntry, etag_id, is_data_object, key_id
+from lakehouse_common.exceptions import ObjectNotFoundError, StorageError, UnknownSourceError
 from lakehouse_common.settings import Settings
 from lakehouse_common.storage import Lake, ObjectInfo
 from lakehouse_silverizer import infer
-from lakehouse_silverizer.claims import Claims, Lease, new_owner
+from lakehouse_silverizer.commits import (
+    DeltaCommitter,
+    StagedObject,
+    TableSpec,
+    history_spec,
+    quarantine_spec,
+    table_specs,
+)
 from lakehouse_silverizer.exceptions import (
-    ClaimLostError,
     ExpectationFailedError,
     FileUnreadableError,
     NewColumnsError,
-    ObjectClaimedError,
     ObjectNotPendingError,
-    ObjectSupersededError,
 )
 from lakehouse_silverizer.readers import Chunk, CsvReader, JsonDocumentReader, NdjsonReader, RangeSource, RawBatch
 from lakehouse_silverizer.settings import SilverizerSettings
 from lakehouse_silverizer.transform import KeySet, Prepared, convert, prepare, silver_schema
-from lakehouse_silverizer.writers import BackgroundWorker, PartitionedParquetWriter, QuarantineWriter, utc_now
+from lakehouse_silverizer.writers import BackgroundWorker, PartitionedParquetWriter, QuarantineWriter
 
 log = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(tz=UTC)
+
+
+@dataclass
+class LoadRecord:
+    """What happened to one bronze object version: its row of ``_load_history``."""
+
+    source: str
+    key: str
+    etag: str
+    size: int
+    modified: datetime
+    status: str = "loaded"  # loaded | quarantined | duplicate | failed (tables.STATUSES)
+    contract_version: str | None = None
+    rows_in: int = 0
+    rows_out: int = 0
+    rows_quarantined: int = 0
+    rows_deduplicated: int = 0
+    reason: str | None = None
+    warnings: dict[str, int] = field(default_factory=dict)
+    table_versions: dict[str, int] = field(default_factory=dict)
+    started_at: datetime = field(default_factory=utc_now)
+    finished_at: datetime | None = None
+    seconds: float = 0.0
+
+    @classmethod
+    def start(cls, source: str, info: ObjectInfo) -> LoadRecord:
+        return cls(source=source, key=info.key, etag=info.etag, size=info.size, modified=info.modified)
+
+    def to_row(self, run_id: str) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "bronze_key": self.key,
+            "bronze_etag": self.etag,
+            "bronze_size": self.size,
+            "bronze_modified": self.modified.astimezone(UTC),
+            "version_id": self.etag,
+            "status": self.status,
+            "contract_version": self.contract_version,
+            "rows_in": self.rows_in,
+            "rows_out": self.rows_out,
+            "rows_quarantined": self.rows_quarantined,
+            "rows_deduplicated": self.rows_deduplicated,
+            "reason": self.reason,
+            "warnings": json.dumps(self.warnings, sort_keys=True) if self.warnings else None,
+            "table_versions": json.dumps(self.table_versions, sort_keys=True) if self.table_versions else None,
+            "run_id": run_id,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at or utc_now(),
+            "seconds": self.seconds,
+        }
 
 
 @dataclass
 class RunSummary:
     source: str
-    entries: list[LedgerEntry] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)  # another run held (or just finished) them, or they changed
+    entries: list[LoadRecord] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # another run committed them first, or they changed
 
 
 def _ordered(pool: ThreadPoolExecutor, fn: Any, items: Iterator[Any], depth: int) -> Iterator[Any]:
@@ -79,8 +137,10 @@ class Silverizer:
         self.registry = registry
         self.options = options or SilverizerSettings()
         self.lake = Lake(settings)
-        self.ledger = Ledger(self.lake.silver)
-        self.claims = Claims(self.lake.silver, new_owner(), self.options.claim_lease_s)
+        self.run_id = f"{utc_now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        self.committer = DeltaCommitter(self.lake.silver, self.run_id)
+        self._ensured: dict[str, pa.Schema] = {}
+        self._checked_legacy = False
 
     # -- sources and contracts ---------------------------------------------------------------
     def sources(self) -> list[str]:
@@ -102,203 +162,302 @@ class Silverizer:
 
     def objects(self, source: str) -> list[ObjectInfo]:
         prefix = self.registry.get(source).prefix if source in self.registry else f"{source}/"
-        return [o for o in self.lake.bronze.list(prefix) if is_data_object(o.key)]
+        return [o for o in self.lake.bronze.list(prefix) if tables.is_data_object(o.key)]
 
     def pending(self, source: str) -> list[ObjectInfo]:
-        return self.ledger.pending(source, self.objects(source))
+        """The source's bronze object versions whose transaction ``_load_history`` lacks."""
+        return tables.pending(self.lake.silver, source, self.objects(source))
+
+    # -- tables ------------------------------------------------------------------------------
+    def _ensure(self, spec: TableSpec) -> None:
+        if self._ensured.get(spec.name) != spec.schema:
+            self.committer.ensure(spec)
+            self._ensured[spec.name] = spec.schema
+
+    def ensure_tables(self, sources: Iterable[str] | None = None) -> None:
+        """Create the bookkeeping tables and every declared source's tables from its contract, so
+        that readers (dbt, the catalog, any engine) find them even before any data. An earlier
+        version's silver layer is refused (see :func:`lakehouse_common.tables.refuse_legacy`)."""
+        if not self._checked_legacy:
+            tables.refuse_legacy(self.lake.silver)
+            self._checked_legacy = True
+        self._ensure(history_spec())
+        self._ensure(quarantine_spec())
+        names = self.registry.names() if sources is None else [s for s in sources if s in self.registry]
+        for name in names:
+            for spec in table_specs(self.registry.get(name)):
+                self._ensure(spec)
 
     # -- commands ----------------------------------------------------------------------------
-    def run_source(self, source: str) -> RunSummary:
+    def run_source(
+        self,
+        source: str,
+        objects: Sequence[ObjectInfo] | None = None,
+        *,
+        on_batch: Callable[[Sequence[LoadRecord]], None] | None = None,
+    ) -> RunSummary:
+        """Process every pending object of ``source`` (or the pending ones among ``objects``), a
+        batch (one commit per table) at a time; ``on_batch`` hears each batch's records."""
+        self.ensure_tables()
         summary = RunSummary(source)
-        for info in self.pending(source):
-            entry = self.run_object(source, info)
-            if entry is None:
-                summary.skipped.append(info.key)
-            else:
-                summary.entries.append(entry)
+        todo = self.pending(source) if objects is None else tables.pending(self.lake.silver, source, objects)
+        for batch in self.batches(todo):
+            done = len(summary.entries)
+            self._run_batch(source, batch, summary)
+            if on_batch is not None:
+                on_batch(summary.entries[done:])
         return summary
 
-    def run_object(self, source: str, info: ObjectInfo) -> LedgerEntry | None:
-        """Process one listed pending object under a claim; None when another run holds it or just
-        recorded it, or when the object changed meanwhile (its new version is pending)."""
-        try:
-            return self._claimed(source, info, redo=False)
-        except ObjectSupersededError as exc:
-            log.info("%s", exc)
-            return None
+    def batches(self, objects: Sequence[ObjectInfo]) -> Iterator[list[ObjectInfo]]:
+        """``objects`` in batches of at most ``BATCH_OBJECTS`` objects and ``BATCH_MB`` of bronze
+        (a larger object is a batch of its own): each batch is one Delta commit per table."""
+        limit_bytes = self.options.batch_mb << 20
+        batch: list[ObjectInfo] = []
+        size = 0
+        for info in objects:
+            if batch and (len(batch) >= self.options.batch_objects or size + info.size > limit_bytes):
+                yield batch
+                batch, size = [], 0
+            batch.append(info)
+            size += info.size
+        if batch:
+            yield batch
 
-    def _claimed(self, source: str, info: ObjectInfo, *, redo: bool) -> LedgerEntry | None:
-        """Process the object under a claim; None when another run holds it or has just recorded it."""
-        held = self.claims.acquire(source, info.key, info.etag)
-        if held is None:
-            log.info("skipped %s: another run holds its claim", info.key)
-            return None
-        lease = Lease(self.claims, held)
-        try:
-            if not redo and self.ledger.get(source, info.key, info.etag) is not None:
-                return None  # recorded by another run between our listing and our claim
-            with lease:
-                return self.process(source, info, lease=lease)
-        finally:
-            try:
-                self.claims.release(lease.held)  # after the ledger entry; a failed run frees the object too
-            except LakehouseError as exc:  # never hide the run's own error; the claim expires anyway
-                log.warning("could not release the claim on %s (it expires by itself): %s", info.key, exc)
+    def run_keys(self, source: str, keys: Sequence[str]) -> RunSummary:
+        """Process the pending ones among bronze ``keys`` (one Airflow task's batch): keys that are
+        gone or already loaded (by another run, or an earlier try) are reported as skipped."""
+        infos = []
+        gone = []
+        for key in keys:
+            info = self.lake.bronze.stat(key)
+            (gone.append(key) if info is None else infos.append(info))
+        summary = self.run_source(source, infos)
+        done = {e.key for e in summary.entries} | set(summary.skipped)
+        summary.skipped += gone + [k for k in keys if k not in done and k not in gone]
+        return summary
 
-    def run_key(self, source: str, key: str) -> LedgerEntry:
+    def run_key(self, source: str, key: str) -> LoadRecord:
         """Process one pending object (``reprocess`` is the way to redo a processed one)."""
+        self.ensure_tables()
         info = self.lake.bronze.stat(key)
         if info is None:
             raise ObjectNotFoundError("bronze", key)
-        existing = self.ledger.get(source, key, info.etag)
-        if existing is not None:
+        if not tables.pending(self.lake.silver, source, [info]):
+            done = [r for r in tables.history_rows(self.lake.silver, source) if r["bronze_key"] == key]
+            when = f" at {done[-1]['finished_at'].isoformat()} (status {done[-1]['status']})" if done else ""
+            raise ObjectNotPendingError(f"{key} was processed{when}; use 'reprocess' to process it again")
+        summary = RunSummary(source)
+        self._run_batch(source, [info], summary)
+        if not summary.entries:
             raise ObjectNotPendingError(
-                f"{key} was processed at {existing.finished_at} (status {existing.status}); "
-                "use 'reprocess' to process it again"
+                f"{key} was committed by another run meanwhile, or changed while it was processed; see 'history'"
             )
-        entry = self._claimed(source, info, redo=False)
-        if entry is None:
-            raise self._claimed_error(source, info)
-        return entry
-
-    def _claimed_error(self, source: str, info: ObjectInfo) -> ObjectClaimedError:
-        holder = self.claims.holder(source, info.key, info.etag)
-        if holder is None:
-            if self.ledger.get(source, info.key, info.etag) is not None:
-                return ObjectClaimedError(f"{info.key} was just processed by another run; see 'ledger'")
-            return ObjectClaimedError(
-                f"{info.key} is being processed by another run (its claim is changing); try again later"
-            )
-        return ObjectClaimedError(
-            f"{info.key} is being processed by {holder.owner} since {holder.started_at} "
-            f"(its claim expires at {holder.expires_at().isoformat()}); try again later"
-        )
+        return summary.entries[0]
 
     def reprocess(self, source: str, key: str | None = None) -> RunSummary:
-        """Process objects again (one key, or the whole source), processed or not: each one's
-        outputs and ledger entry are replaced."""
+        """Process objects again (one key, or the whole source), processed or not: their rows in
+        every table are replaced and a new load-history row is recorded."""
+        self.ensure_tables()
         targets = [o for o in self.objects(source) if key is None or o.key == key]
         if key is not None and not targets:
             raise ObjectNotFoundError("bronze", key)
         summary = RunSummary(source)
-        for info in targets:
-            try:
-                entry = self._claimed(source, info, redo=True)
-            except ObjectSupersededError as exc:
-                log.info("%s", exc)
-                entry = None
-            if entry is None:
-                summary.skipped.append(info.key)
-            else:
-                summary.entries.append(entry)
+        for batch in self.batches(targets):
+            self._run_batch(source, batch, summary, redo=True)
         return summary
 
-    # -- one object --------------------------------------------------------------------------
-    def process(self, source: str, info: ObjectInfo, *, lease: Lease | None = None) -> LedgerEntry:
-        """Process one object version and commit it (no claim: callers hold one, see :meth:`run_object`).
+    # -- one batch ---------------------------------------------------------------------------
+    def _run_batch(self, source: str, infos: Sequence[ObjectInfo], summary: RunSummary, *, redo: bool = False) -> None:
+        """Stage every object of the batch, then commit each table once, the load history last.
 
-        With a ``lease``, nothing is committed once the lease was lost to another run.
+        An object that fails for another reason than its content (storage trouble) stops the
+        batch: what was staged before it is committed, it is recorded ``failed`` (no
+        transaction: it stays pending) and the error is raised.
         """
-        started = time.perf_counter()
-        started_at = utc_now()
-        file_id = attempt_id(info)
-        quarantine = QuarantineWriter(self.lake.silver, source, info.key, file_id)
-        original = self.ledger.loaded_with_same_content(source, info.key, info.etag, info.size)
-        try:
-            return self._process(source, info, started, started_at, file_id, quarantine, original, lease)
-        except BaseException:
-            quarantine.abort()  # the run fails: the object stays pending, no temporary file is left
-            raise
-
-    def _process(
-        self,
-        source: str,
-        info: ObjectInfo,
-        started: float,
-        started_at: str,
-        file_id: str,
-        quarantine: QuarantineWriter,
-        original: LedgerEntry | None,
-        lease: Lease | None,
-    ) -> LedgerEntry:
-        contract: Contract | None = None
-        try:
-            if original is not None:
-                entry = self._duplicate(source, info, original)
+        staged: list[tuple[StagedObject, LoadRecord]] = []
+        failure: tuple[LoadRecord, BaseException] | None = None
+        content, loaded = self._history_index(source)
+        redo_version = tables.txn_version(utc_now()) if redo else None
+        for info in infos:
+            replaces = info.key in loaded and (redo or loaded[info.key] != info.etag)
+            obj = StagedObject(info, source, redo_version=redo_version, replaces=replaces)
+            record = LoadRecord.start(source, info)
+            started = time.perf_counter()
+            try:
+                self._stage(source, info, obj, record, content)
+            except Exception as exc:
+                self._discard(obj)
+                record.status = "failed"
+                record.reason = f"{type(exc).__name__}: {exc}"
+                record.finished_at = utc_now()
+                record.seconds = round(time.perf_counter() - started, 3)
+                failure = (record, exc)
+                log.error("failed %s: %s", info.key, exc)
+                break
+            record.seconds = round(time.perf_counter() - started, 3)
+            staged.append((obj, record))
+            digest = tables.content_etag(info.etag)
+            if record.status == "loaded" and digest is not None:
+                content.setdefault(digest, record)
+            loaded[info.key] = info.etag
+        kept: list[tuple[StagedObject, LoadRecord]] = []
+        for obj, record in staged:
+            if self._superseded(obj.info):
+                self._discard(obj)
+                summary.skipped.append(obj.info.key)
             else:
-                contract = self.contract(source, sample=info)
-                entry = self._convert(source, contract, info, quarantine, file_id)
-        except (FileUnreadableError, ExpectationFailedError) as exc:
-            quarantine.abort()  # the rows quarantined so far: the whole file is, instead
-            reason = exc.reason
-            quarantine.write_file_reason(reason)
-            status = "unreadable" if isinstance(exc, FileUnreadableError) else "rejected"
-            log.warning("%s %s: %s", status, info.key, reason)
-            entry = LedgerEntry(
-                source=source,
-                key=info.key,
-                etag=info.etag,
-                size=info.size,
-                status=status,  # type: ignore[arg-type]
-                contract_version=contract.fingerprint if contract else "none",
-                reason=reason,
-            )
-        try:
-            entry.quarantine = quarantine.close()
-            entry.started_at = started_at
-            entry.bronze_modified = info.modified.astimezone(UTC).isoformat(timespec="microseconds")
-            self._check_still_ordered(info)
-            if lease is not None and not lease.confirm():
-                raise ClaimLostError(info.key, self.claims.lease_s)
-        except BaseException:
-            # No ledger entry: take back what this attempt published (best effort; readers never
-            # saw it, and vacuum collects whatever is left).
+                kept.append((obj, record))
+        # A failure from here on leaves the staged files where they are: some tables may already
+        # name them. The rerun skips those tables, and Delta's vacuum removes the files no
+        # commit names once they are older than its retention.
+        skipped = self._commit(source, kept, failure[0] if failure else None, redo=redo)
+        for obj, record in kept:
+            if obj.app_id in skipped:
+                summary.skipped.append(record.key)
+            else:
+                summary.entries.append(record)
+                log.info(
+                    "%s %s: %d in, %d out, %d quarantined, %d duplicates (%.2fs)",
+                    record.status,
+                    record.key,
+                    record.rows_in,
+                    record.rows_out,
+                    record.rows_quarantined,
+                    record.rows_deduplicated,
+                    record.seconds,
+                )
+        if failure is not None:
+            raise failure[1]
+
+    def _commit(
+        self, source: str, batch: list[tuple[StagedObject, LoadRecord]], failed: LoadRecord | None, *, redo: bool
+    ) -> set[str]:
+        """Commit the batch to each table, then its load history; the app ids another run recorded first."""
+        objects = [obj for obj, _ in batch]
+        if objects:
+            contract = self.contract(source)  # the newest version, if the batch evolved it
+            specs = table_specs(contract)
+            for spec in specs:
+                self._ensure(spec)
+            if redo:
+                keys = [o.info.key for o in objects]
+                for spec in specs:
+                    self.committer.delete_objects(spec.name, keys)
+            for spec in [*specs, quarantine_spec()]:
+                result = self.committer.commit(spec, objects)
+                for _, record in batch:
+                    record.table_versions[spec.name] = result.version
+        finished = utc_now()
+        rows = []
+        for _, record in batch:
+            record.finished_at = record.finished_at or finished
+            rows.append(record.to_row(self.run_id))
+        failed_rows = None
+        if failed is not None:
+            failed_rows = pa.Table.from_pylist([failed.to_row(self.run_id)], schema=tables.load_history_schema())
+        history = pa.Table.from_pylist(rows, schema=tables.load_history_schema())
+        result = self.committer.record(history, objects, failed_rows)
+        return set(result.skipped)
+
+    def _discard(self, obj: StagedObject) -> None:
+        keys = [f"{name}/{f.path}" for name, files in obj.files.items() for f in files]
+        if keys:
             with contextlib.suppress(Exception):
-                self.lake.silver.delete(entry.files())
-            raise
-        entry.finished_at = utc_now()
-        entry.seconds = round(time.perf_counter() - started, 3)
-        # The commit: readers now see these files, and no longer the old ones. If it fails, the
-        # entry may still have landed (a lost response), so the files stay; vacuum removes them
-        # if no entry names them.
-        self.ledger.record(entry)
-        log.info(
-            "%s %s: %d in, %d out, %d quarantined, %d duplicates (%.2fs)",
-            entry.status,
-            info.key,
-            entry.rows_in,
-            entry.rows_out,
-            entry.rows_quarantined,
-            entry.rows_deduplicated,
-            entry.seconds,
-        )
-        return entry
+                self.lake.silver.delete(keys)
+        obj.files.clear()
 
-    def _check_still_ordered(self, info: ObjectInfo) -> None:
-        """Refuse to commit a version that a newer one replaced with the same modification time.
+    def _superseded(self, info: ObjectInfo) -> bool:
+        """Whether a newer version replaced this one with the same modification time.
 
-        Readers take the entry of the latest bronze version (``version_rank``); two versions with
-        the same time (S3's LastModified has whole seconds) would be told apart by finish time
-        only, and a slow run over the older one would win. A newer version with a later time
-        outranks this entry anyway, so only the tie is refused.
+        Merge tables take the newest row by the contract's order, then the bronze object's time;
+        two versions with the same time (S3's LastModified has whole seconds) cannot be ordered,
+        so the one being processed is not committed and the current one stays pending. A newer
+        version with a later time outranks this one anyway, so only the tie is refused.
         """
         current = self.lake.bronze.stat(info.key)
         if current is not None and current.etag != info.etag and current.modified <= info.modified:
-            raise ObjectSupersededError(info.key, info.etag, current.etag, info.modified.isoformat())
+            log.info(
+                "%s changed while it was processed (ETag %s -> %s, both modified at %s): not committed; "
+                "the current version is pending",
+                info.key,
+                info.etag,
+                current.etag,
+                info.modified.isoformat(),
+            )
+            return True
+        return False
 
-    def _duplicate(self, source: str, info: ObjectInfo, original: LedgerEntry) -> LedgerEntry:
-        """The bytes were already loaded from another key: record it, write nothing (exactly once)."""
-        reason = f"same content as {original.key} (ETag {info.etag}), loaded {original.finished_at}; nothing written"
-        log.info("duplicate %s: %s", info.key, reason)
-        return LedgerEntry(
-            source=source,
-            key=info.key,
-            etag=info.etag,
-            size=info.size,
-            status="duplicate",
-            contract_version=original.contract_version,
-            reason=reason,
-        )
+    def _history_index(self, source: str) -> tuple[dict[str, LoadRecord], dict[str, str]]:
+        """From the load history, in one read: the ETags (single-part MD5s) whose bytes the source
+        loaded from a key that still holds them, and each key's newest version that did not fail."""
+        data = tables.read_history(
+            self.lake.silver,
+            source,
+            [
+                "bronze_key",
+                "bronze_etag",
+                "bronze_size",
+                "bronze_modified",
+                "status",
+                "contract_version",
+                "finished_at",
+            ],
+        ).to_pylist()
+        newest: dict[str, dict[str, Any]] = {}
+        for row in data:  # oldest first: the last row of a key is its newest (failed rows hold nothing)
+            if row["status"] != "failed":
+                newest[row["bronze_key"]] = row
+        index: dict[str, LoadRecord] = {}
+        for row in newest.values():
+            digest = tables.content_etag(row["bronze_etag"])
+            if row["status"] == "loaded" and digest is not None:
+                record = LoadRecord(
+                    source=source,
+                    key=row["bronze_key"],
+                    etag=row["bronze_etag"],
+                    size=row["bronze_size"],
+                    modified=row["bronze_modified"],
+                    contract_version=row["contract_version"],
+                    finished_at=row["finished_at"],
+                )
+                index.setdefault(digest, record)
+        versions = {key: row["bronze_etag"] for key, row in newest.items()}
+        return index, versions
+
+    # -- one object --------------------------------------------------------------------------
+    def _stage(
+        self, source: str, info: ObjectInfo, obj: StagedObject, record: LoadRecord, content: dict[str, LoadRecord]
+    ) -> None:
+        digest = tables.content_etag(info.etag)
+        original = content.get(digest) if digest is not None else None
+        if original is not None and original.key != info.key and original.size == info.size:
+            when = original.finished_at.isoformat() if original.finished_at else "in this batch"
+            record.status = "duplicate"
+            record.contract_version = original.contract_version
+            record.reason = f"same content as {original.key} (ETag {info.etag}), loaded {when}; nothing written"
+            log.info("duplicate %s: %s", info.key, record.reason)
+            return
+        file_id = attempt_id(info)
+        quarantine = QuarantineWriter(self.lake.silver, source, info.key, info.etag, file_id, self.run_id)
+        contract: Contract | None = None
+        try:
+            contract = self.contract(source, sample=info)
+            record.contract_version = contract.fingerprint
+            self._convert(contract, info, obj, record, quarantine, file_id)
+        except (FileUnreadableError, ExpectationFailedError) as exc:
+            self._discard(obj)
+            quarantine.abort()  # the rows quarantined so far: the whole file is, instead
+            quarantine.write_file_reason(exc.reason)
+            log.warning("quarantined %s: %s", info.key, exc.reason)
+            record.status = "quarantined"
+            record.reason = exc.reason
+            record.rows_in = record.rows_out = record.rows_quarantined = record.rows_deduplicated = 0
+            record.warnings = {}
+            record.contract_version = contract.fingerprint if contract else None
+        except BaseException:
+            quarantine.abort()
+            raise
+        obj.files[tables.QUARANTINE] = quarantine.close()
 
     def _batches(
         self, contract: Contract, info: ObjectInfo, stream: Any, *, ranged: bool
@@ -367,8 +526,14 @@ class Silverizer:
                 yield from _ordered(pool, work, chunks, depth)
 
     def _convert(
-        self, source: str, contract: Contract, info: ObjectInfo, quarantine: QuarantineWriter, file_id: str
-    ) -> LedgerEntry:
+        self,
+        contract: Contract,
+        info: ObjectInfo,
+        obj: StagedObject,
+        record: LoadRecord,
+        quarantine: QuarantineWriter,
+        file_id: str,
+    ) -> None:
         if info.size == 0:
             raise FileUnreadableError(info.key, "the file is empty (0 bytes)")
         # Plain csv and ndjson are read by range, in parallel; compressed objects and JSON
@@ -380,7 +545,8 @@ class Silverizer:
             with store.open_random(info.key) if ranged else store.open_input(info.key) as stream:
                 batches, extra = self._batches(contract, info, stream, ranged=ranged)
                 if not extra or contract.on_new_columns == "rescue":
-                    return self._write(source, contract, info, quarantine, file_id, batches, extra)
+                    self._write(contract, info, obj, record, quarantine, file_id, batches, extra)
+                    return
         except OSError as exc:
             if _is_decompression_error(info.key, exc):
                 raise FileUnreadableError(
@@ -393,19 +559,21 @@ class Silverizer:
         if contract.on_new_columns == "fail":
             raise NewColumnsError(info.key, extra)
         evolved = infer.evolve(self.lake.silver, contract, extra)
-        log.info("contract %s evolved to version %d: added %s", source, evolved.version, ", ".join(extra))
-        return self._convert(source, evolved, info, quarantine, file_id)
+        log.info("contract %s evolved to version %d: added %s", contract.name, evolved.version, ", ".join(extra))
+        record.contract_version = evolved.fingerprint
+        self._convert(evolved, info, obj, record, quarantine, file_id)
 
     def _write(
         self,
-        source: str,
         contract: Contract,
         info: ObjectInfo,
+        obj: StagedObject,
+        entry: LoadRecord,
         quarantine: QuarantineWriter,
         file_id: str,
         batches: Iterator[Prepared],
         extra: list[str],
-    ) -> LedgerEntry:
+    ) -> None:
         opts = self.options
         rescued = bool(extra) and contract.on_new_columns == "rescue"
         main = PartitionedParquetWriter(
@@ -436,14 +604,10 @@ class Silverizer:
         keys: KeySet | None = None  # sized from the first batch's rows per byte
         child_keys: dict[str, KeySet] = {}
         writer = BackgroundWorker()
-        entry = LedgerEntry(
-            source=source,
-            key=info.key,
-            etag=info.etag,
-            size=info.size,
-            status="loaded",
-            contract_version=contract.fingerprint,
-        )
+        entry.status = "loaded"
+        entry.contract_version = contract.fingerprint
+        entry.rows_in = entry.rows_out = entry.rows_quarantined = entry.rows_deduplicated = 0
+        entry.warnings = {}
         if extra:
             entry.warnings[f"new_columns[{contract.on_new_columns}]:{','.join(extra)}"] = 1
         try:
@@ -473,9 +637,11 @@ class Silverizer:
                     child_pieces = split.select(child_keep)
                     writer.submit(lambda p=child_pieces, w=target: w.write(p))  # type: ignore[misc]
             writer.join()
-            entry.outputs = main.close()
+            main.close()
+            obj.files[contract.name] = main.staged
             for name, child_writer in children.items():
-                entry.outputs += child_writer.close()
+                child_writer.close()
+                obj.files[name] = child_writer.staged
                 entry.warnings[f"{name}_rows"] = child_writer.rows
         except BaseException:
             with contextlib.suppress(Exception):
@@ -484,7 +650,6 @@ class Silverizer:
             for child_writer in children.values():
                 child_writer.abort()
             raise
-        return entry
 
 
 _COMPRESSED = (".gz", ".bz2", ".zst", ".lz4")
@@ -498,8 +663,8 @@ def _is_decompression_error(key: str, exc: OSError) -> bool:
 
 
 def attempt_id(info: ObjectInfo) -> str:
-    """Names one attempt's outputs: ``<key id>-<etag id>-<random>``, never another attempt's files."""
-    return f"{key_id(info.key)}-{etag_id(info.etag)}-{uuid.uuid4().hex[:8]}"
+    """Names one attempt's staged files: ``<key id>-<etag id>-<random>``, never another attempt's."""
+    return f"{tables.key_id(info.key)}-{tables.content_id(info.etag)}-{uuid.uuid4().hex[:8]}"
 
 
 def _ingested(info: ObjectInfo) -> pa.Scalar:

@@ -20,17 +20,22 @@ class SilverizerSettings(BaseSettings):
     max_line_mb: int = Field(
         default=256, ge=1, description="Longest CSV/NDJSON line; a longer one is quarantined without being read."
     )
-    claim_lease_s: float = Field(
-        default=600,
-        gt=0,
-        description="A claim's lease: renewed every third of it while the run works; a claim not renewed "
-        "for this long (its run died) is taken over by another run.",
+    batch_objects: int = Field(
+        default=500,
+        ge=1,
+        description="Bronze objects staged per batch: each silver table gets one Delta commit per batch.",
+    )
+    batch_mb: int = Field(
+        default=1024,
+        ge=1,
+        description="Bronze megabytes per batch at most (a larger object is a batch of its own).",
     )
     vacuum_retention_s: float = Field(
         default=6 * 3600,
         ge=0,
-        description="Silver files no newest ledger entry names (superseded versions, killed attempts) and "
-        "unfinished writes are deleted once this old: longer than any reader (a dbt build, a BI query) runs.",
+        description="Delta's vacuum retention: files no current snapshot names (replaced by a MERGE or "
+        "compaction, staged by a killed run) and unfinished writes are deleted once this old; time travel "
+        "reaches back this far. Longer than any reader (a dbt build, a BI query) runs.",
     )
 
 

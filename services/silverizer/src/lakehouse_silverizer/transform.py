@@ -341,7 +341,7 @@ class KeySet:
 
 @dataclass
 class Prepared:
-    """A batch ready to write: each output table split by partition, plus what the ledger counts."""
+    """A batch ready to write: each output table split by partition, plus what the load history counts."""
 
     main: Split
     keys: tuple[np.ndarray, np.ndarray] | None

@@ -1,11 +1,11 @@
-"""Writers: partitioned Parquet for silver tables and JSON lines for quarantined rows.
+"""Writers: one bronze object's rows staged as Parquet files inside silver's Delta tables.
 
-Output names carry the bronze key, its version and the attempt
-(``part-<key id>-<etag id>-<attempt>.parquet``, see :func:`lakehouse_silverizer.runner.attempt_id`):
-an attempt never overwrites a file that a reader may be reading, and the ledger entry commits
-the attempt's files. Every object is written through the layer's atomic ``open_output``: a
-reader sees a whole file or none, and a failed run leaves nothing behind. Rows are buffered per
-partition into row groups of ``row_group_rows``.
+Staged names carry the bronze key, its version and the attempt
+(``part-<key id>-<etag id>-<attempt>.parquet``, see :func:`lakehouse_silverizer.runner.attempt_id`),
+so an attempt never overwrites another's file. No reader sees a staged file until a Delta commit
+names it (:mod:`lakehouse_silverizer.commits`); files no commit names are removed by the
+committer, or by Delta's vacuum past its retention. Every file is written through the layer's
+atomic ``open_output``. Rows are buffered per partition into row groups of ``row_group_rows``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from lakehouse_common.contracts import Partition
 from lakehouse_common.storage import LayerStore
+from lakehouse_common.tables import QUARANTINE, quarantine_schema
 from lakehouse_silverizer.readers import RowError
 
 NULL_PARTITION = "__null__"
@@ -353,51 +354,92 @@ class PartitionedParquetWriter:
 
 
 class QuarantineWriter:
-    """JSON lines, one per rejected row: source, bronze key, row, field, reason, raw text."""
+    """One bronze object's rejected rows (row, field, reason, raw text), staged as a Parquet file
+    of the ``_quarantine`` Delta table (partition ``source``); the batch's commit adds it."""
 
-    def __init__(self, store: LayerStore, source: str, bronze_key: str, file_id: str) -> None:
+    BUFFER_ROWS = 16_384
+
+    def __init__(
+        self, store: LayerStore, source: str, bronze_key: str, bronze_etag: str, file_id: str, run_id: str
+    ) -> None:
         self.store = store
         self.source = source
         self.bronze_key = bronze_key
-        self.key = f"_quarantine/{source}/{file_id}.jsonl"
+        self.bronze_etag = bronze_etag
+        self.run_id = run_id
+        self.table = QUARANTINE
+        self.schema = pa.schema([f for f in quarantine_schema() if f.name != "source"])
+        self.path = f"source={source.replace('/', '_')}/part-{file_id}.parquet"
         self._stack = contextlib.ExitStack()
         self._sink: BinaryIO | None = None
-        self.rows = 0
+        self._writer: pq.ParquetWriter | None = None
+        self._buffer: list[RowError] = []
+        self.rows = 0  # rejected rows (file-level reasons are not rows)
+        self.staged: list[StagedFile] = []
 
     def write(self, errors: list[RowError]) -> None:
         if not errors:
             return
-        if self._sink is None:
-            self._sink = self._stack.enter_context(self.store.open_output(self.key))
-        lines = [
-            json.dumps(
-                {
-                    "source": self.source,
-                    "bronze_key": self.bronze_key,
-                    "row": e.row,
-                    "field": e.field,
-                    "reason": e.reason,
-                    "raw": e.raw,
-                },
-                ensure_ascii=False,
-            )
-            for e in errors
-        ]
-        self._sink.write(("\n".join(lines) + "\n").encode())
+        self._buffer.extend(errors)
         self.rows += sum(1 for e in errors if e.row is not None)
+        if len(self._buffer) >= self.BUFFER_ROWS:
+            self._flush()
 
     def write_file_reason(self, reason: str) -> None:
         self.write([RowError(None, None, reason, "")])
 
-    def close(self) -> str | None:
-        self._stack.close()
-        return self.key if self._sink is not None else None
+    def _flush(self) -> None:
+        if not self._buffer:
+            return
+        now = datetime.now(tz=UTC)
+        errors, self._buffer = self._buffer, []
+        n = len(errors)
+        data = pa.table(
+            [
+                pa.repeat(pa.scalar(self.bronze_key), n),
+                pa.repeat(pa.scalar(self.bronze_etag), n),
+                pa.array([e.row for e in errors], pa.int64()),
+                pa.array([e.field for e in errors], pa.string()),
+                pa.array([e.reason for e in errors], pa.string()),
+                pa.array([e.raw for e in errors], pa.string()),
+                pa.repeat(pa.scalar(self.run_id), n),
+                pa.repeat(pa.scalar(now, pa.timestamp("us", tz="UTC")), n),
+            ],
+            schema=self.schema,
+        )
+        if self._writer is None:
+            self._sink = self._stack.enter_context(self.store.open_output(f"{self.table}/{self.path}"))
+            self._writer = pq.ParquetWriter(self._sink, self.schema, compression="zstd")
+        self._writer.write_table(data)
+
+    def close(self) -> list[StagedFile]:
+        """Write out and publish the file (none when nothing was rejected)."""
+        self._flush()
+        if self._writer is not None and self._sink is not None:
+            self._writer.close()
+            metadata = self._writer.writer.metadata
+            size = self._sink.tell()
+            self._stack.close()
+            self.staged = [
+                StagedFile(self.path, self.source, size, metadata.num_rows, stats_json(metadata, self.schema))
+            ]
+        self._writer = None
+        self._sink = None
+        return self.staged
 
     def abort(self) -> None:
         """Drop what was written (nothing is published); the writer can be used again afterwards."""
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._writer.close()
+            self._writer.is_open = False
         self._stack.__exit__(RuntimeError, RuntimeError("aborted"), None)
+        self._stack = contextlib.ExitStack()
+        self._writer = None
         self._sink = None
+        self._buffer = []
         self.rows = 0
+        self.staged = []
 
 
 class BackgroundWorker:
