@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from lakehouse_common import tables
 from lakehouse_common.contracts import Contract, ContractRegistry
@@ -276,7 +277,7 @@ class Silverizer:
         """
         staged: list[tuple[StagedObject, LoadRecord]] = []
         failure: tuple[LoadRecord, BaseException] | None = None
-        content, loaded = self._history_index(source)
+        content, loaded = self._history_index(source, infos)
         redo_version = tables.txn_version(utc_now()) if redo else None
         for info in infos:
             replaces = info.key in loaded and (redo or loaded[info.key] != info.etag)
@@ -387,22 +388,28 @@ class Silverizer:
             return True
         return False
 
-    def _history_index(self, source: str) -> tuple[dict[str, LoadRecord], dict[str, str]]:
-        """From the load history, in one read: the ETags (single-part MD5s) whose bytes the source
-        loaded from a key that still holds them, and each key's newest version that did not fail."""
-        data = tables.read_history(
-            self.lake.silver,
-            source,
-            [
-                "bronze_key",
-                "bronze_etag",
-                "bronze_size",
-                "bronze_modified",
-                "status",
-                "contract_version",
-                "finished_at",
-            ],
-        ).to_pylist()
+    def _history_index(self, source: str, infos: Sequence[ObjectInfo]) -> tuple[dict[str, LoadRecord], dict[str, str]]:
+        """From the load history, in one read, for the batch's keys and ETags: the ETags
+        (single-part MD5s) whose bytes the source loaded from a key that still holds them, and
+        each key's newest version that did not fail. The rows are filtered in Arrow, so the cost
+        of a batch does not grow with the history's length beyond one columnar scan."""
+        columns = [
+            "bronze_key",
+            "bronze_etag",
+            "bronze_size",
+            "bronze_modified",
+            "status",
+            "contract_version",
+            "finished_at",
+        ]
+        history = tables.read_history(self.lake.silver, source, columns)
+        keys = pa.array(sorted({info.key for info in infos}), pa.string())
+        etags = pa.array(sorted({info.etag for info in infos if tables.content_etag(info.etag)}), pa.string())
+        mine = pc.is_in(history.column("bronze_key").cast(pa.string()), value_set=keys)
+        copies = pc.is_in(history.column("bronze_etag").cast(pa.string()), value_set=etags)
+        originals = pc.unique(history.filter(copies).column("bronze_key").cast(pa.string()))
+        theirs = pc.is_in(history.column("bronze_key").cast(pa.string()), value_set=originals)
+        data = history.filter(pc.or_(pc.or_(mine, copies), theirs)).to_pylist()
         newest: dict[str, dict[str, Any]] = {}
         for row in data:  # oldest first: the last row of a key is its newest (failed rows hold nothing)
             if row["status"] != "failed":
