@@ -35,7 +35,6 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -61,7 +60,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 INGESTED_AT = "_ingested_at"
-READ_THREADS = 8  # staged files read back at once (MERGE batches)
 BRONZE_KEY = "_bronze_key"
 _OBJECT = "__object"  # the object's position in its batch: the later one wins a tie
 T = TypeVar("T")
@@ -410,17 +408,19 @@ class DeltaCommitter:
     def _read_staged(
         self, spec: TableSpec, files: Sequence[StagedFile], columns: Sequence[str] | None = None
     ) -> list[pa.Table]:
-        """The staged files' rows (``columns`` only), in order; read in parallel (on S3 each file
-        is a request or two, and a batch stages hundreds)."""
+        """The staged files' rows (``columns`` only), in order.
 
-        def read(staged: StagedFile) -> pa.Table:
-            path = self.store.fs_path(f"{spec.name}/{staged.path}")
-            return pq.read_table(path, filesystem=self.store.filesystem, columns=list(columns) if columns else None)
-
-        if len(files) <= 1:
-            return [read(f) for f in files]
-        with ThreadPoolExecutor(min(READ_THREADS, len(files)), thread_name_prefix="silver-staged") as pool:
-            return list(pool.map(read, files))
+        One file after the other: reading them in parallel made each reader's retries meet
+        S3's throttling together (a SlowDown storm outlasted the retries in the fault tests).
+        """
+        return [
+            pq.read_table(
+                self.store.fs_path(f"{spec.name}/{staged.path}"),
+                filesystem=self.store.filesystem,
+                columns=list(columns) if columns else None,
+            )
+            for staged in files
+        ]
 
     def _existing(self, spec: TableSpec, table: DeltaTable, keys: pa.Table, columns: Sequence[str]) -> pa.Table:
         """The table's rows whose key is among ``keys`` (only ``columns``)."""
