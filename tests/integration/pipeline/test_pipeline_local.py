@@ -6,40 +6,19 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import duckdb
-import duckdb_extensions
 import polars
 import pytest
 from deltalake import DeltaTable
 
-from lakehouse_common import tables
-from lakehouse_common.contracts import ContractRegistry
 from lakehouse_ingestor.sample import SampleConfig
 from lakehouse_ingestor.sample_api import start_sample_api
-from lakehouse_silverizer.commits import table_specs
 
-REPO = Path(__file__).resolve().parents[3]
-BIN = Path(sys.executable).parent
+from .conftest import REPO, duckdb_with, run, silver_table_names
+
 UNTIL = "2026-01-01T00:00:00+03:00"
-
-
-def run(command: list[str], env: dict[str, str]) -> str:
-    done = subprocess.run(
-        [str(BIN / command[0]), *command[1:]],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, f"{command} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
-    return done.stdout + done.stderr
 
 
 @pytest.fixture
@@ -60,22 +39,12 @@ def local_env(tmp_path: Path) -> Iterator[dict[str, str]]:
         yield env
 
 
-def delta_duckdb() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    try:
-        con.execute("LOAD delta")
-    except duckdb.Error:
-        duckdb_extensions.import_extension("delta", con=con)
-        con.execute("LOAD delta")
-    return con
-
-
 def test_a_window_paged_twice_leaves_one_row_per_vacancy_readable_by_any_engine(local_env: dict[str, str]) -> None:
     data = Path(local_env["LAKEHOUSE_DATA_DIR"])
     run(["lakehouse-ingest", "run", "--once", "--until", UNTIL], local_env)
     run(["lakehouse-silverize", "run"], local_env)
     silver = data / "silver"
-    con = delta_duckdb()
+    con = duckdb_with("delta")
     first = con.execute(f"SELECT count(*), count(DISTINCT vacancy_id) FROM delta_scan('{silver}/vacancies')").fetchone()
     assert first is not None and first[0] == first[1] > 300
 
@@ -99,10 +68,7 @@ def test_a_window_paged_twice_leaves_one_row_per_vacancy_readable_by_any_engine(
     assert loaded == (2 * pages_before,)
 
     # No project code on the read path: three engines read every silver table and agree.
-    registry = ContractRegistry.from_dir(REPO / "contracts")
-    names = [tables.LOAD_HISTORY, tables.QUARANTINE]
-    names += [spec.name for source in registry.names() for spec in table_specs(registry.get(source))]
-    for name in names:
+    for name in silver_table_names():
         uri = str(silver / name)
         found = con.execute(f"SELECT count(*) FROM delta_scan('{uri}')").fetchone()
         assert found is not None

@@ -11,56 +11,28 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import duckdb
-import duckdb_extensions
 import polars
 import pytest
 from deltalake import DeltaTable
 
-from lakehouse_common import tables
-from lakehouse_common.contracts import ContractRegistry
 from lakehouse_common.settings import Settings
 from lakehouse_common.storage import Lake
 from lakehouse_ingestor.sample import SampleConfig
 from lakehouse_ingestor.sample_api import start_sample_api
-from lakehouse_silverizer.commits import table_specs
+
+from .conftest import REPO, duckdb_with, run, silver_table_names
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-REPO = Path(__file__).resolve().parents[3]
-BIN = Path(sys.executable).parent
-
-
-def run(command: list[str], env: dict[str, str]) -> str:
-    done = subprocess.run(
-        [str(BIN / command[0]), *command[1:]],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, f"{command} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
-    return done.stdout + done.stderr
 
 
 def lake_duckdb(settings: Settings) -> duckdb.DuckDBPyConnection:
     """DuckDB as an analyst would open the S3 lake: httpfs and delta (from their PyPI wheels:
     offline) and a secret for the lake's endpoint, in this session only."""
-    con = duckdb.connect()
-    for name in ("httpfs", "delta"):
-        try:
-            con.execute(f"LOAD {name}")
-        except duckdb.Error:
-            duckdb_extensions.import_extension(name, con=con)
-            con.execute(f"LOAD {name}")
+    con = duckdb_with("httpfs", "delta")
     assert settings.s3_endpoint_url and settings.s3_access_key_id and settings.s3_secret_access_key
     con.execute(
         "CREATE TEMPORARY SECRET (TYPE s3, KEY_ID ?, SECRET ?, REGION ?, ENDPOINT ?, URL_STYLE 'path', USE_SSL false)",
@@ -193,9 +165,7 @@ def test_every_silver_table_reads_the_same_in_duckdb_deltalake_and_polars(
     run(["lakehouse-ingest", "run", "--once", "--until", "2026-01-01T00:00:00+03:00"], env)
     run(["lakehouse-silverize", "run"], env)
     silver = Lake(s3_env).silver
-    registry = ContractRegistry.from_dir(REPO / "contracts")
-    names = [tables.LOAD_HISTORY, tables.QUARANTINE]
-    names += [spec.name for source in registry.names() for spec in table_specs(registry.get(source))]
+    names = silver_table_names()
     assert {"vacancies", "vacancy_details", "vacancy_skills", "currency_rates"} <= set(names)
     # Polars reads the files with its own object store, which takes the AWS_* options only
     # (not delta-rs's retry and timeout settings).
