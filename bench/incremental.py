@@ -5,8 +5,11 @@ with M small CSV objects (3 rows each, every row a new (date, currency) key), M 
 20,000 (``BENCH_INCREMENTAL_MAX_M`` or ``--max-m`` caps M for a quick run), and at each M times:
 
 - ``new10``: a silverizer run (a fresh :class:`~lakehouse_silverizer.runner.Silverizer`,
-  ``run_source``) that finds 10 new objects, put into bronze right before it;
-- ``none``: a run that finds nothing pending;
+  ``run_source(incremental=True)``: the scheduler's way, bronze listed after the source's listing
+  cursor) that finds 10 new objects, put into bronze right before it;
+- ``none``: such a run that finds nothing pending;
+- ``none_full``: a run that finds nothing pending with a full listing of bronze (what every run
+  paid before the listing cursor, and what the periodic full listing still pays);
 - ``gold``: a gold build (:func:`lakehouse_gold.build.build_gold`: dbt build and publish).
 
 Each is reported relative to its value at M = 200 (target: within 1.5x), on the local lake and on
@@ -64,8 +67,16 @@ ROWS_PER_OBJECT = 3
 DAYS = 28  # every object's rows fall in February 2024: one partition (rate_month), so after
 # maintenance the table has a constant number of data files and the bench measures the cost
 # per object (listing, pending check, Delta log), not the data volume (60,000 rows at most).
-PHASES = ("new10", "none", "gold")
-PHASE_TITLES = {"new10": "run finding 10 new", "none": "run finding none", "gold": "gold build"}
+PHASES = ("new10", "none", "none_full", "gold")
+PHASE_TITLES = {
+    "new10": "run finding 10 new",
+    "none": "run finding none",
+    "none_full": "run finding none, full listing",
+    "gold": "gold build",
+}
+# The measured runs list incrementally: the full listing is its own phase, so the fill's listing
+# (minutes before, at M = 20,000 on moto) must not make a full one due in the others.
+FULL_LISTING_INTERVAL_S = 7 * 24 * 3600
 BACKENDS = ("local", "s3")
 REGION = "us-east-1"
 
@@ -251,7 +262,7 @@ class PhaseResult:
 class Bench:
     def __init__(self, lake: BenchLake, batch_objects: int, retention_hours: float, repeat: int) -> None:
         self.lake = lake
-        self.options = SilverizerSettings(batch_objects=batch_objects)
+        self.options = SilverizerSettings(batch_objects=batch_objects, full_listing_interval_s=FULL_LISTING_INTERVAL_S)
         self.registry = ContractRegistry.from_dir(lake.settings.contracts_dir)
         self.retention_hours = retention_hours
         self.repeat = repeat
@@ -316,17 +327,22 @@ class Bench:
                 self.count += NEW_OBJECTS
 
             def run_new() -> None:
-                self._check(self.silverizer().run_source(SOURCE).entries, NEW_OBJECTS, "the run finding 10 new")
+                records = self.silverizer().run_source(SOURCE, incremental=True).entries
+                self._check(records, NEW_OBJECTS, "the run finding 10 new")
 
-            def run_none() -> None:
-                found = self.silverizer().run_source(SOURCE).entries
+            def run_none(*, incremental: bool = True) -> None:
+                found = self.silverizer().run_source(SOURCE, incremental=incremental).entries
                 if found:
                     raise BenchIncrementalError(f"the run finding none processed {len(found)} object(s)")
+
+            def run_none_full() -> None:
+                run_none(incremental=False)
 
             def gold() -> None:
                 build_gold(self.lake.settings)
 
-            for phase, action, before in (("new10", run_new, add_new), ("none", run_none, None), ("gold", gold, None)):
+            steps = (("new10", run_new, add_new), ("none", run_none, None), ("none_full", run_none_full, None))
+            for phase, action, before in (*steps, ("gold", gold, None)):
                 name = f"{m} {phase} {attempt}"
                 seconds = self.timed(name, action, before)
                 result = results[phase]
@@ -397,7 +413,7 @@ def _classes(result: PhaseResult) -> str:
 
 
 def print_table(results: Sequence[PhaseResult]) -> None:
-    header = f"{'backend':<8}{'phase':<22}{'M':>7}{'seconds':>9}{'x M=200':>9}{'S3 req':>8}{'x M=200':>9}"
+    header = f"{'backend':<8}{'phase':<32}{'M':>7}{'seconds':>9}{'x M=200':>9}{'S3 req':>8}{'x M=200':>9}"
     print(header)
     print("-" * len(header))
     for r in results:
@@ -406,13 +422,13 @@ def print_table(results: Sequence[PhaseResult]) -> None:
         req_ratio = "-" if r.requests_ratio_to_m200 is None else f"{r.requests_ratio_to_m200:.2f}"
         flag = "" if r.ratio_to_m200 is None or r.ratio_to_m200 <= TARGET_RATIO else "  OVER 1.5x"
         print(
-            f"{r.backend:<8}{PHASE_TITLES[r.phase]:<22}{r.m:>7,}{r.seconds:>9.2f}{ratio:>9}{requests:>8}{req_ratio:>9}{flag}"
+            f"{r.backend:<8}{PHASE_TITLES[r.phase]:<32}{r.m:>7,}{r.seconds:>9.2f}{ratio:>9}{requests:>8}{req_ratio:>9}{flag}"
         )
     counted = [r for r in results if r.s3_requests is not None]
     if counted:
         print("\nS3 requests by method and path class (first run of each phase):")
         for r in counted:
-            print(f"  {PHASE_TITLES[r.phase]:<20} M={r.m:<7,} {_classes(r)}")
+            print(f"  {PHASE_TITLES[r.phase]:<32} M={r.m:<7,} {_classes(r)}")
 
 
 def _max_m(text: str | None) -> int:

@@ -2,7 +2,9 @@
 
 What runs is decided by silver's load history, not by the event: an object version is pending
 until ``silver/_load_history`` holds its Delta app transaction, so a duplicate, late or collapsed
-Asset event finds nothing (or everything) pending and processes each object once. ``commit``
+Asset event finds nothing (or everything) pending and processes each object once. Bronze is
+listed after the source's listing cursor (in full every ``FULL_LISTING_INTERVAL_S``), and the
+keys the triggering events name are added to that listing. ``commit``
 updates the source's silver Asset(s) with the objects and rows in its event's extra, and only
 when something was processed. Compaction, vacuum and checkpoints of the Delta tables are the
 ``silver_maintenance`` DAG's (dags/lakehouse_maintenance.py).
@@ -34,8 +36,10 @@ def silver_dag(source: registry.SourceSpec) -> DAG:
     )
     def silver() -> None:
         @task
-        def list_pending() -> list[list[str]]:
-            return tasks.pending_batches(source.name)
+        def list_pending(**context: Any) -> list[list[str]]:
+            work = tasks.pending_batches(source.name, tasks.event_keys(context.get("triggering_asset_events")))
+            context["ti"].xcom_push(key="listing", value=work["listing"])
+            return work["batches"]
 
         @task(execution_timeout=timedelta(seconds=orchestration.silver_timeout_s), multiple_outputs=False)
         def silverize(keys: list[str]) -> list[dict[str, Any]]:
@@ -44,8 +48,9 @@ def silver_dag(source: registry.SourceSpec) -> DAG:
         @task(outlets=outlets, trigger_rule=TriggerRule.ALL_DONE, multiple_outputs=False)
         def commit(batches: list[list[dict[str, Any]] | None], **context: Any) -> dict[str, Any]:
             # Index rather than iterate: iterating the lazy XCom sequence probes one past its end.
-            results = [r for i in range(len(batches)) for r in (batches[i] or [])]
-            extra = tasks.summarize_silver(source.name, results)
+            done = [batches[i] for i in range(len(batches))]
+            tasks.advance_listing(source.name, context["ti"].xcom_pull(task_ids="list_pending", key="listing"), done)
+            extra = tasks.summarize_silver(source.name, [r for batch in done for r in batch or []])
             if not extra["objects"]:
                 raise AirflowSkipException(f"{source.name}: nothing new was processed; silver is unchanged")
             for asset in outlets:

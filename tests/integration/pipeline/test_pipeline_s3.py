@@ -137,12 +137,16 @@ def test_bronze_to_gold_to_replica_on_s3_exactly_once(
     assert counts is not None and counts[0] == counts[1]
     con.close()
 
-    # A second run of everything duplicates nothing and changes nothing.
-    silver_before = objects(client, s3_env.silver_bucket)
+    # A second run of everything duplicates nothing and changes nothing (but the time of the last
+    # full listing in each source's listing cursor, silver/_listing/: it listed bronze again).
+    def silver_objects() -> dict[str, str]:
+        return {k: v for k, v in objects(client, s3_env.silver_bucket).items() if not k.startswith("_listing/")}
+
+    silver_before = silver_objects()
     run(ingest, env)
     assert {k: v for k, v in objects(client, s3_env.bronze_bucket).items() if not k.startswith("_")} == bronze
     assert "nothing pending" in run(["lakehouse-silverize", "run"], env)
-    assert objects(client, s3_env.silver_bucket) == silver_before
+    assert silver_objects() == silver_before
     run(["lakehouse-gold", "build"], env)
     assert {k: v for k, v in objects(client, s3_env.gold_bucket).items() if k.startswith("marts/")} == {
         k: v for k, v in gold.items() if k.startswith("marts/")

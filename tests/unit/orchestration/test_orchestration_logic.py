@@ -21,7 +21,7 @@ from lakehouse_orchestration import registry
 from lakehouse_orchestration.alerts import failure_message, notify_failure
 from lakehouse_orchestration.sensors import PendingFilesTrigger, pending_pairs, satisfied
 from lakehouse_orchestration.settings import get_settings as orchestration_settings
-from lakehouse_orchestration.tasks import maintain_silver, summarize_silver
+from lakehouse_orchestration.tasks import event_keys, maintain_silver, summarize_silver
 from lakehouse_silverizer.commits import DeltaCommitter, StagedObject, history_spec
 
 REPO = Path(__file__).resolve().parents[3]
@@ -142,6 +142,31 @@ def test_maintenance_task_compacts_and_checkpoints_every_silver_table(
 )
 def test_sensor_decision(pending: list[tuple[str, str]], announced: set[tuple[str, str]] | None, done: bool) -> None:
     assert satisfied(pending, announced) is done
+
+
+@pytest.mark.parametrize(
+    ("extras", "keys"),
+    [
+        pytest.param([], [], id="no-events"),
+        pytest.param([{"key": "vacancies/a.json", "via": "bridge"}], ["vacancies/a.json"], id="bridge"),
+        pytest.param(
+            [{"keys": ["vacancies/a.json", "vacancies/b.json"], "via": "sensor"}],
+            ["vacancies/a.json", "vacancies/b.json"],
+            id="sensor",
+        ),
+        pytest.param(
+            [{"key": "vacancies/a.json"}, {"keys": ["vacancies/a.json", "vacancies/c.json"]}, {}],
+            ["vacancies/a.json", "vacancies/c.json"],
+            id="duplicates-once-in-order",
+        ),
+        pytest.param([{"key": 7, "keys": "not-a-list-of-keys"}, None], [], id="malformed-extra-ignored"),
+    ],
+)
+def test_event_keys_are_the_objects_the_triggering_events_name(
+    extras: list[dict[str, Any] | None], keys: list[str]
+) -> None:
+    events = {"bronze/vacancies": [SimpleNamespace(extra=extra) for extra in extras]}
+    assert event_keys(events) == keys
 
 
 def test_summarize_silver_counts_processed_objects_and_rows() -> None:

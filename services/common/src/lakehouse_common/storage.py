@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from stat import S_ISDIR, S_ISLNK
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import boto3
@@ -103,8 +104,13 @@ class LayerStore(ABC):
 
     # -- reading -----------------------------------------------------------------------------
     @abstractmethod
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        """Objects under ``prefix``, sorted by key; temporary files are never listed."""
+    def list(self, prefix: str = "", *, start_after: str | None = None) -> Iterator[ObjectInfo]:
+        """Objects under ``prefix``, sorted by key; temporary files are never listed.
+
+        With ``start_after``, only keys sorting after it (S3's ``StartAfter``): an incremental
+        listing that costs what it finds, not what the prefix holds (locally, directories that
+        sort wholly before it are not read, and skipped files are not stat'ed).
+        """
 
     @abstractmethod
     def folders(self) -> tuple[str, ...]:
@@ -172,6 +178,15 @@ class LayerStore(ABC):
         """Remove :meth:`leftovers` (a write that old is not in progress); returns how many."""
 
 
+def _after(names: Iterable[str], rest: str) -> list[str]:
+    """The names of one directory that may hold keys after ``rest`` (the listing's ``start_after``
+    relative to the directory): a file ``n`` sorts after it when ``n > rest``, a directory's keys
+    (``n/...``) when ``n/`` sorts after it or begins it (``n/`` > ``rest`` covers ``n`` > ``rest``,
+    and ``abc/`` sorts after ``abc-x`` although ``abc`` does not). Types are not known yet, so a
+    name is dropped only when it can be neither; files at or before ``rest`` are dropped later."""
+    return [n for n in names if (d := f"{n}/") > rest or rest.startswith(d)]
+
+
 class LocalLayerStore(LayerStore):
     """A layer stored as a directory tree, ``<data_dir>/<layer>/<key>``."""
 
@@ -209,44 +224,55 @@ class LocalLayerStore(LayerStore):
             modified=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
         )
 
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+    def list(self, prefix: str = "", *, start_after: str | None = None) -> Iterator[ObjectInfo]:
         if prefix.strip("/"):
             check_key(self.layer, prefix.strip("/"))
         base = self.root / prefix.strip("/") if prefix.strip("/") else self.root
         start = base if base.is_dir() else base.parent
         if not start.is_dir():
             return
-        # Plain strings and os.scandir, not pathlib: a listing of tens of thousands of objects
-        # spent most of its time building Path objects (measured: 60 ms per 1,000 files).
+        # Plain strings, os.listdir and one stat per kept name, not pathlib: a listing of tens of
+        # thousands of objects spent most of its time building Path objects (measured: 60 ms per
+        # 1,000 files). Names are pruned against ``start_after`` before any stat.
         wanted = prefix.strip("/")
-        root = os.path.join(str(self.root), "")  # with its trailing separator
+        after = start_after or ""
         found: list[ObjectInfo] = []
-        pending_dirs = [str(start)]
+        rel_start = os.path.relpath(start, self.root).replace(os.sep, "/")
+        pending_dirs = [(str(start), "" if rel_start == "." else f"{rel_start}/")]
         while pending_dirs:
-            directory = pending_dirs.pop()
+            directory, rel_dir = pending_dirs.pop()
             try:
-                entries = list(os.scandir(directory))
-            except FileNotFoundError:
+                names = os.listdir(directory)
+            except (FileNotFoundError, NotADirectoryError):
                 continue
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    pending_dirs.append(entry.path)
+            if after and after.startswith(rel_dir):
+                names = _after(names, after[len(rel_dir) :])
+            for name in names:
+                if name.endswith(TMP_SUFFIX):
                     continue
-                if entry.name.endswith(TMP_SUFFIX):
+                path = os.path.join(directory, name)
+                rel = rel_dir + name
+                try:
+                    stat = os.stat(path, follow_symlinks=False)
+                    if S_ISDIR(stat.st_mode):
+                        pending_dirs.append((path, f"{rel}/"))
+                        continue
+                    if S_ISLNK(stat.st_mode):
+                        stat = os.stat(path)
+                        if S_ISDIR(stat.st_mode):  # a linked directory is not walked
+                            continue
+                except FileNotFoundError:
                     continue
-                rel = entry.path.removeprefix(root).replace(os.sep, "/")
-                if not rel.startswith(wanted):
+                if not rel.startswith(wanted) or (after and rel <= after):
                     continue
-                with contextlib.suppress(FileNotFoundError):
-                    stat = entry.stat()
-                    found.append(
-                        ObjectInfo(
-                            key=rel,
-                            size=stat.st_size,
-                            etag=f"{stat.st_size:x}-{stat.st_mtime_ns:x}",
-                            modified=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
-                        )
+                found.append(
+                    ObjectInfo(
+                        key=rel,
+                        size=stat.st_size,
+                        etag=f"{stat.st_size:x}-{stat.st_mtime_ns:x}",
+                        modified=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
                     )
+                )
         yield from sorted(found, key=lambda info: info.key)
 
     def folders(self) -> tuple[str, ...]:
@@ -416,10 +442,15 @@ class S3LayerStore(LayerStore):
     def uri(self, key: str = "") -> str:
         return f"s3://{self.bucket}/{key.lstrip('/')}" if key else f"s3://{self.bucket}"
 
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+    def list(self, prefix: str = "", *, start_after: str | None = None) -> Iterator[ObjectInfo]:
         paginator = self.client.get_paginator("list_objects_v2")
+        pages = (
+            paginator.paginate(Bucket=self.bucket, Prefix=prefix.lstrip("/"), StartAfter=start_after)
+            if start_after
+            else paginator.paginate(Bucket=self.bucket, Prefix=prefix.lstrip("/"))
+        )
         try:
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix.lstrip("/")):
+            for page in pages:
                 for item in page.get("Contents", []):
                     yield ObjectInfo(
                         key=item["Key"],

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypedDict
 
 from lakehouse_common.contracts import ContractRegistry
 from lakehouse_common.settings import get_settings
@@ -38,13 +38,63 @@ def pending_keys(source: str) -> list[str]:
     return keys
 
 
-def pending_batches(source: str) -> list[list[str]]:
-    """The pending keys in the silverizer's batches (``LAKEHOUSE_SILVERIZER_BATCH_OBJECTS`` and
-    ``BATCH_MB``): one mapped task per batch, one Delta commit per table per batch."""
+class SilverWork(TypedDict):
+    """:func:`pending_batches`' answer."""
+
+    batches: list[list[str]]
+    listing: dict[str, Any]
+
+
+def pending_batches(source: str, hints: Iterable[str] = ()) -> SilverWork:
+    """The silver run's work list: the pending keys in the silverizer's batches
+    (``LAKEHOUSE_SILVERIZER_BATCH_OBJECTS`` and ``BATCH_MB``; one mapped task per batch, one
+    Delta commit per table per batch), found by an incremental listing of bronze after the
+    source's listing cursor (in full when one is due) plus the ``hints``, the keys the triggering
+    events named. ``listing`` is what :func:`advance_listing` writes once every batch is done."""
     silverizer = _silverizer()
-    batches = [[info.key for info in batch] for batch in silverizer.batches(silverizer.pending(source))]
-    log.info("%s: %d pending bronze object(s) in %d batch(es)", source, sum(map(len, batches)), len(batches))
-    return batches
+    listing = silverizer.listing(source, incremental=True, hints=hints)
+    batches = [[info.key for info in batch] for batch in silverizer.batches(silverizer.pending(source, listing))]
+    log.info(
+        "%s: %d pending bronze object(s) in %d batch(es) (%s listing of %d object(s), %d named by events)",
+        source,
+        sum(map(len, batches)),
+        len(batches),
+        "full" if listing.full else "incremental",
+        len(listing.objects),
+        len(listing.hinted),
+    )
+    return {"batches": batches, "listing": listing.to_dict()}
+
+
+def event_keys(events: Mapping[Any, Iterable[Any]] | None) -> list[str]:
+    """The bronze keys that a run's triggering Asset events name: the event bridge's ``key`` (one
+    object per MinIO notification) and the landing sensor's ``keys`` (the first 100 it found)."""
+    keys: list[str] = []
+    for asset_events in (events or {}).values():
+        for event in asset_events:
+            extra = getattr(event, "extra", None) or {}
+            if isinstance(extra.get("key"), str):
+                keys.append(extra["key"])
+            listed = extra.get("keys")
+            keys += [k for k in listed if isinstance(k, str)] if isinstance(listed, list) else []
+    return list(dict.fromkeys(keys))
+
+
+def advance_listing(
+    source: str, listing: dict[str, Any] | None, batches: Sequence[list[dict[str, Any]] | None]
+) -> bool:
+    """Move the source's listing cursor once every batch of the run succeeded and nothing it
+    skipped is still pending; whether it moved (a failed batch leaves it: the next run lists again)."""
+    from lakehouse_silverizer.listing import advance, still_pending
+
+    if not listing or any(batch is None for batch in batches):
+        return False
+    silverizer = _silverizer()
+    skipped = [r["key"] for batch in batches for r in batch or [] if r.get("status") == "skipped"]
+    if skipped and still_pending(silverizer.lake.silver, silverizer.lake.bronze, source, skipped):
+        log.info("%s: listing cursor kept: %d skipped object(s) are still pending", source, len(skipped))
+        return False
+    return advance(silverizer.lake.silver, listing.get("cursor"))
 
 
 def _result(record: Any) -> dict[str, Any]:

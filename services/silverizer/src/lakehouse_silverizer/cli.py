@@ -20,7 +20,7 @@ from lakehouse_common.settings import get_settings
 from lakehouse_silverizer.exceptions import ObjectNotPendingError
 from lakehouse_silverizer.maintenance import maintain
 from lakehouse_silverizer.reconcile import Reconciliation, reconcile
-from lakehouse_silverizer.runner import LoadRecord, Silverizer
+from lakehouse_silverizer.runner import LoadRecord, RunSummary, Silverizer
 from lakehouse_silverizer.settings import get_settings as get_silverizer_settings
 
 HISTORY_COLUMNS = (
@@ -46,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--key", help="process only this bronze key (must be pending)")
     run.add_argument("--strict", action="store_true", help="exit 1 when any object was quarantined whole")
     run.add_argument("--objects", action="store_true", help="print one line per object, not per source")
+    run.add_argument(
+        "--incremental",
+        action="store_true",
+        help="list bronze after each source's listing cursor, as the scheduler does (default: list in full)",
+    )
     again = sub.add_parser("reprocess", help="process objects again, replacing their rows in silver")
     again.add_argument("source")
     again.add_argument("--key", help="only this bronze key (default: every object of the source)")
@@ -147,11 +152,14 @@ def _reconciliation(report: Reconciliation) -> str:
     return "\n".join(lines)
 
 
-def _run_with_progress(silverizer: Silverizer, sources: Sequence[str], stream: TextIO) -> list[LoadRecord]:
+def _run_with_progress(
+    silverizer: Silverizer, sources: Sequence[str], stream: TextIO, *, incremental: bool
+) -> list[LoadRecord]:
     """``run`` in a terminal: the pending objects of every source, with a redrawn progress line
     (objects done/total, rows, MB/s) after each batch and a closing line on stderr; stdout stays as it is."""
     progress = TerminalProgress(stream)
-    work = {source: silverizer.pending(source) for source in sources}
+    listings = {source: silverizer.listing(source, incremental=incremental) for source in sources}
+    work = {source: silverizer.pending(source, listing) for source, listing in listings.items()}
     total = sum(len(infos) for infos in work.values())
     total_mb = sum(info.size for infos in work.values() for info in infos) / 1e6
     started = time.perf_counter()
@@ -171,7 +179,10 @@ def _run_with_progress(silverizer: Silverizer, sources: Sequence[str], stream: T
         for source, infos in work.items():
             if infos:
                 progress.update(source=source)
-                silverizer.run_source(source, infos, on_batch=batch_done)
+                summary = silverizer.run_source(source, infos, on_batch=batch_done)
+            else:
+                summary = RunSummary(source)
+            silverizer.advance_listing(listings[source], summary)
     finally:
         progress.finish()
     seconds = time.perf_counter() - started
@@ -198,11 +209,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     return 2
                 entries = [silverizer.run_key(args.sources[0], args.key)]
             elif sys.stderr.isatty():
-                entries = _run_with_progress(silverizer, args.sources or silverizer.sources(), sys.stderr)
+                sources = args.sources or silverizer.sources()
+                entries = _run_with_progress(silverizer, sources, sys.stderr, incremental=args.incremental)
             else:
                 entries = []
                 for source in args.sources or silverizer.sources():
-                    summary = silverizer.run_source(source)
+                    summary = silverizer.run_source(source, incremental=args.incremental)
                     entries += summary.entries
                     skipped += summary.skipped
             if entries:

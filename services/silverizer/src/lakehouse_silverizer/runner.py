@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -50,6 +50,7 @@ from lakehouse_silverizer.exceptions import (
     NewColumnsError,
     ObjectNotPendingError,
 )
+from lakehouse_silverizer.listing import Listing, advance, list_source, still_pending
 from lakehouse_silverizer.readers import Chunk, CsvReader, JsonDocumentReader, NdjsonReader, RangeSource, RawBatch
 from lakehouse_silverizer.settings import SilverizerSettings
 from lakehouse_silverizer.transform import KeySet, Prepared, convert, prepare, silver_schema
@@ -161,13 +162,40 @@ class Silverizer:
         contract = infer.infer_contract(self.lake.bronze, source, sample, self.options.block_size)
         return infer.save_inferred(self.lake.silver, contract)
 
-    def objects(self, source: str) -> list[ObjectInfo]:
-        prefix = self.registry.get(source).prefix if source in self.registry else f"{source}/"
-        return [o for o in self.lake.bronze.list(prefix) if tables.is_data_object(o.key)]
+    def prefix(self, source: str) -> str:
+        return self.registry.get(source).prefix if source in self.registry else f"{source}/"
 
-    def pending(self, source: str) -> list[ObjectInfo]:
-        """The source's bronze object versions whose transaction ``_load_history`` lacks."""
-        return tables.pending(self.lake.silver, source, self.objects(source))
+    def objects(self, source: str) -> list[ObjectInfo]:
+        """Every bronze data object of the source (a full listing)."""
+        return [o for o in self.lake.bronze.list(self.prefix(source)) if tables.is_data_object(o.key)]
+
+    def listing(self, source: str, *, incremental: bool = True, hints: Iterable[str] = ()) -> Listing:
+        """The source's bronze objects: after its listing cursor when ``incremental`` (all of them
+        when a full listing is due), plus the ``hints`` (keys named by events); see :mod:`.listing`."""
+        return list_source(
+            self.lake.bronze,
+            self.lake.silver,
+            source,
+            self.prefix(source),
+            full_listing_interval=timedelta(seconds=self.options.full_listing_interval_s),
+            full=not incremental,
+            hints=hints,
+        )
+
+    def pending(self, source: str, listing: Listing | None = None) -> list[ObjectInfo]:
+        """The source's bronze object versions whose transaction ``_load_history`` lacks: among
+        ``listing``'s objects, or among all of bronze (a full listing)."""
+        objects = self.objects(source) if listing is None else listing.objects
+        return tables.pending(self.lake.silver, source, objects)
+
+    def advance_listing(self, listing: Listing | None, summary: RunSummary) -> bool:
+        """Move the source's listing cursor past ``listing`` once its run finished: unless some
+        key it skipped is still pending (it changed while it was processed). Whether it moved."""
+        if listing is None:
+            return False
+        if summary.skipped and still_pending(self.lake.silver, self.lake.bronze, listing.source, summary.skipped):
+            return False
+        return advance(self.lake.silver, listing.advanced())
 
     # -- tables ------------------------------------------------------------------------------
     def _ensure(self, spec: TableSpec) -> None:
@@ -196,17 +224,28 @@ class Silverizer:
         objects: Sequence[ObjectInfo] | None = None,
         *,
         on_batch: Callable[[Sequence[LoadRecord]], None] | None = None,
+        incremental: bool = False,
     ) -> RunSummary:
         """Process every pending object of ``source`` (or the pending ones among ``objects``), a
-        batch (one commit per table) at a time; ``on_batch`` hears each batch's records."""
+        batch (one commit per table) at a time; ``on_batch`` hears each batch's records.
+
+        Without ``objects``, bronze is listed in full, or, when ``incremental`` (the scheduler's
+        way), after the source's listing cursor unless a full listing is due; the cursor moves
+        once every batch is done (see :mod:`.listing`).
+        """
         self.ensure_tables()
         summary = RunSummary(source)
-        todo = self.pending(source) if objects is None else tables.pending(self.lake.silver, source, objects)
+        listing = None if objects is not None else self.listing(source, incremental=incremental)
+        if listing is not None:
+            todo = self.pending(source, listing)
+        else:
+            todo = tables.pending(self.lake.silver, source, objects or [])
         for batch in self.batches(todo):
             done = len(summary.entries)
             self._run_batch(source, batch, summary)
             if on_batch is not None:
                 on_batch(summary.entries[done:])
+        self.advance_listing(listing, summary)
         return summary
 
     def batches(self, objects: Sequence[ObjectInfo]) -> Iterator[list[ObjectInfo]]:

@@ -30,6 +30,13 @@ class SilverizerSettings(BaseSettings):
         ge=1,
         description="Bronze megabytes per batch at most (a larger object is a batch of its own).",
     )
+    full_listing_interval_s: float = Field(
+        default=600,
+        ge=0,
+        description="A run lists only bronze keys after its source's listing cursor, and all of bronze when "
+        "the last full listing is older than this (0: always in full). A full listing finds files dropped "
+        "under names that sort before the cursor; files announced by events are found at once.",
+    )
     vacuum_retention_s: float = Field(
         default=6 * 3600,
         ge=0,
