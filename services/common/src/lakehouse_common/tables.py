@@ -188,8 +188,10 @@ def pending(
     ``history`` is an open ``_load_history`` table to read (default: open it).
     """
     todo = list(objects)
+    if not todo:
+        return todo
     table = history if history is not None else open_table(store, LOAD_HISTORY)
-    if table is None or not todo:
+    if table is None:
         return todo
     ids = [app_id(source, info.key, info.etag) for info in todo]
     held = transactions(store, LOAD_HISTORY, table)
