@@ -267,11 +267,17 @@ def quarantine_schema() -> pa.Schema:
     )
 
 
-def read_history(store: LayerStore, source: str | None = None, columns: Sequence[str] | None = None) -> pa.Table:
-    """The load history (every source, or one), oldest first; empty with its schema when none."""
+def read_history(
+    store: LayerStore,
+    source: str | None = None,
+    columns: Sequence[str] | None = None,
+    history: DeltaTable | None = None,
+) -> pa.Table:
+    """The load history (every source, or one), oldest first; empty with its schema when none.
+    ``history`` is an open ``_load_history`` table to read (default: open it)."""
     import pyarrow.compute as pc
 
-    table = open_table(store, LOAD_HISTORY)
+    table = history if history is not None else open_table(store, LOAD_HISTORY)
     schema = load_history_schema()
     if table is None:
         data = schema.empty_table()

@@ -217,10 +217,31 @@ class DeltaCommitter:
         self.store = store
         self.run_id = run_id
         self.max_attempts = max_attempts
+        self._tables: dict[str, DeltaTable] = {}
 
     # -- tables ------------------------------------------------------------------------------
-    def open(self, name: str) -> DeltaTable:
+    def table(self, name: str) -> DeltaTable | None:
+        """Table ``name`` at its newest version; None when there is none.
+
+        The committer keeps one ``DeltaTable`` per table and brings it up to date with
+        ``update_incremental`` (the log entries after the version it has), rather than opening
+        the table again: an open replays the newest checkpoint, and the checkpoint keeps one app
+        transaction per object version ever loaded (measured: about 30 ms per open at 20,000).
+        """
+        cached = self._tables.get(name)
+        if cached is not None:
+            try:
+                cached.update_incremental()
+                return cached
+            except (DeltaError, OSError):  # the table was replaced under us: open it afresh
+                del self._tables[name]
         table = tables.open_table(self.store, name)
+        if table is not None:
+            self._tables[name] = table
+        return table
+
+    def open(self, name: str) -> DeltaTable:
+        table = self.table(name)
         if table is None:
             raise tables.LegacyLakeError(f"{self.store.table_uri(name)} is not a Delta table")
         return table
@@ -228,7 +249,7 @@ class DeltaCommitter:
     def ensure(self, spec: TableSpec) -> DeltaTable:
         """The table, created from ``spec`` when missing; columns ``spec`` has beyond it are added
         (Delta schema evolution). A column whose type changed is refused."""
-        table = tables.open_table(self.store, spec.name)
+        table = self.table(spec.name)
         if table is None:
             try:
                 DeltaTable.create(

@@ -186,7 +186,9 @@ class Silverizer:
         """The source's bronze object versions whose transaction ``_load_history`` lacks: among
         ``listing``'s objects, or among all of bronze (a full listing)."""
         objects = self.objects(source) if listing is None else listing.objects
-        return tables.pending(self.lake.silver, source, objects)
+        if not objects:
+            return []
+        return tables.pending(self.lake.silver, source, objects, self.committer.table(tables.LOAD_HISTORY))
 
     def advance_listing(self, listing: Listing | None, summary: RunSummary) -> bool:
         """Move the source's listing cursor past ``listing`` once its run finished: unless some
@@ -239,7 +241,7 @@ class Silverizer:
         if listing is not None:
             todo = self.pending(source, listing)
         else:
-            todo = tables.pending(self.lake.silver, source, objects or [])
+            todo = tables.pending(self.lake.silver, source, objects or [], self.committer.table(tables.LOAD_HISTORY))
         for batch in self.batches(todo):
             done = len(summary.entries)
             self._run_batch(source, batch, summary)
@@ -441,7 +443,7 @@ class Silverizer:
             "contract_version",
             "finished_at",
         ]
-        history = tables.read_history(self.lake.silver, source, columns)
+        history = tables.read_history(self.lake.silver, source, columns, self.committer.table(tables.LOAD_HISTORY))
         keys = pa.array(sorted({info.key for info in infos}), pa.string())
         etags = pa.array(sorted({info.etag for info in infos if tables.content_etag(info.etag)}), pa.string())
         mine = pc.is_in(history.column("bronze_key").cast(pa.string()), value_set=keys)
