@@ -59,6 +59,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# A checkpoint every 10 commits (Delta's default is 100), written by the commit that reaches it:
+# opening a table, and every pending check, reads the newest checkpoint plus the JSON commits
+# after it, one GET each. Measured on moto: a pending check of one object took 0.45 s with 40
+# commits since the last checkpoint and 0.07 s right after one; the hourly maintenance alone left
+# a busy table's log that long between runs.
+CHECKPOINT_INTERVAL = 10
+TABLE_PROPERTIES = {"delta.checkpointInterval": str(CHECKPOINT_INTERVAL)}
+
 INGESTED_AT = "_ingested_at"
 BRONZE_KEY = "_bronze_key"
 _OBJECT = "__object"  # the object's position in its batch: the later one wins a tie
@@ -258,6 +266,7 @@ class DeltaCommitter:
                     mode="ignore",
                     partition_by=spec.partition_by or None,
                     name=spec.name,
+                    configuration=TABLE_PROPERTIES,
                     storage_options=self.store.delta_options or None,
                     commit_properties=self._properties(),
                 )
