@@ -7,6 +7,7 @@ deltalake or DuckDB's delta extension, never through project code.
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,14 @@ from lakehouse_common import tables
 from lakehouse_common.contracts import Contract, parse_contract
 from lakehouse_common.settings import Settings
 from lakehouse_common.storage import Lake, LayerStore, ObjectInfo
-from lakehouse_silverizer.commits import DeltaCommitter, StagedObject, TableSpec, history_spec, table_specs
+from lakehouse_silverizer.commits import (
+    CHECKPOINT_INTERVAL,
+    DeltaCommitter,
+    StagedObject,
+    TableSpec,
+    history_spec,
+    table_specs,
+)
 from lakehouse_silverizer.exceptions import SchemaConflictError
 from lakehouse_silverizer.transform import with_meta
 from lakehouse_silverizer.writers import PartitionedParquetWriter, split_by_partition
@@ -143,6 +151,25 @@ def test_a_batch_of_objects_is_one_commit_per_table_with_each_objects_transactio
     assert table is not None and table.version() == 1 == done.version
     assert all(table.transaction_version(o.app_id) == o.txn_version for o in batch)
     assert read(silver, "events", "event", "amount") == [(f"e{n}", n) for n in range(5)]
+
+
+def test_every_tenth_commit_writes_a_checkpoint_so_an_open_reads_few_commits(silver: LayerStore) -> None:
+    c = contract(EVENTS)
+    (spec,) = table_specs(c)
+    committer = DeltaCommitter(silver, "run-1")
+    committer.ensure(spec)
+    for n in range(12):  # versions 1 to 12: the tenth commit writes a checkpoint (delta-rs: version 9)
+        obj = StagedObject(info(f"events/{n}.csv", n), "events")
+        stage(silver, spec, obj, [{"event": f"e{n}", "amount": n}], None)
+        committer.commit(spec, [obj])
+    table = tables.open_table(silver, "events")
+    assert table is not None and table.version() == 12
+    assert table.metadata().configuration["delta.checkpointInterval"] == str(CHECKPOINT_INTERVAL) == "10"
+    logs = {i.key.rsplit("/", 1)[-1] for i in silver.list("events/_delta_log/")}
+    checkpoint = json.loads(silver.read_bytes("events/_delta_log/_last_checkpoint"))["version"]
+    assert f"{checkpoint:020d}.checkpoint.parquet" in logs
+    assert 12 - checkpoint < CHECKPOINT_INTERVAL  # an open reads the checkpoint and fewer than 10 commits
+    assert len(tables.transactions(silver, "events", table) or {}) == 12  # the checkpoint's and those after it
 
 
 def test_a_rerun_adds_nothing_the_table_already_holds_and_removes_its_own_staged_files(silver: LayerStore) -> None:
