@@ -8,13 +8,15 @@ a lost or doubled object."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from lakehouse_common import tables
 from lakehouse_common.exceptions import StorageError
 from lakehouse_common.settings import Settings
 from lakehouse_silverizer import listing as listing_module
-from lakehouse_silverizer.runner import Silverizer
+from lakehouse_silverizer.runner import LoadRecord, Silverizer
 
 from .conftest import Rows, SilverizerFactory, silver_state
 
@@ -31,8 +33,8 @@ def put(run: Silverizer, name: str, day: int, *codes: str) -> str:
     return key
 
 
-def loaded(summary_entries: list[object]) -> list[str]:
-    return [e.key for e in summary_entries]  # type: ignore[attr-defined]
+def loaded(entries: Sequence[LoadRecord]) -> list[str]:
+    return [e.key for e in entries]
 
 
 def test_an_incremental_run_lists_only_keys_after_the_cursor(make_silverizer: SilverizerFactory) -> None:

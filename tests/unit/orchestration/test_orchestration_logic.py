@@ -21,8 +21,16 @@ from lakehouse_orchestration import registry
 from lakehouse_orchestration.alerts import failure_message, notify_failure
 from lakehouse_orchestration.sensors import PendingFilesTrigger, pending_pairs, satisfied
 from lakehouse_orchestration.settings import get_settings as orchestration_settings
-from lakehouse_orchestration.tasks import event_keys, maintain_silver, summarize_silver
+from lakehouse_orchestration.tasks import (
+    advance_listing,
+    event_keys,
+    maintain_silver,
+    pending_batches,
+    silverize_batch,
+    summarize_silver,
+)
 from lakehouse_silverizer.commits import DeltaCommitter, StagedObject, history_spec
+from lakehouse_silverizer.listing import read_cursor
 
 REPO = Path(__file__).resolve().parents[3]
 T0 = datetime(2025, 6, 1, tzinfo=UTC)
@@ -127,6 +135,35 @@ def test_maintenance_task_compacts_and_checkpoints_every_silver_table(
     assert summary["checkpoints"] == 2
     assert len(DeltaTable(silver.table_uri("currency_rates")).file_uris()) == 1
     assert tables.pending(silver, "vacancies", [A, B]) == []
+
+
+def test_the_silver_dag_moves_the_listing_cursor_only_once_every_batch_is_done(
+    settings: Settings, silver: LayerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAKEHOUSE_BACKEND", "local")
+    monkeypatch.setenv("LAKEHOUSE_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("LAKEHOUSE_CONTRACTS_DIR", str(REPO / "contracts"))
+    bronze = Lake(settings).bronze
+    first, second = "currency_rates/ingest_date=2024-03-01/a.csv", "currency_rates/ingest_date=2024-03-02/b.csv"
+    bronze.put_bytes(first, b"date,currency,rate\n2024-03-01,USD,90.1\n")
+    work = pending_batches("currency_rates")
+    assert work["batches"] == [[first]] and work["listing"] is not None
+    assert advance_listing("currency_rates", work["listing"], [None]) is False  # the batch failed
+    skipped = [{"key": first, "status": "skipped"}]
+    assert advance_listing("currency_rates", work["listing"], [skipped]) is False  # still pending
+    assert read_cursor(silver, "currency_rates") is None
+    results = silverize_batch("currency_rates", [first])
+    assert advance_listing("currency_rates", work["listing"], [results]) is True
+    cursor = read_cursor(silver, "currency_rates")
+    assert cursor is not None and cursor.start_after == first
+
+    bronze.put_bytes(second, b"date,currency,rate\n2024-03-02,USD,90.2\n")
+    work = pending_batches("currency_rates", hints=[first])  # a hint for a loaded key adds nothing
+    assert work["batches"] == [[second]]
+    assert advance_listing("currency_rates", work["listing"], [silverize_batch("currency_rates", [second])])
+    cursor = read_cursor(silver, "currency_rates")
+    assert cursor is not None and cursor.start_after == second
+    assert pending_batches("currency_rates") == {"batches": [], "listing": None}  # nothing after it
 
 
 @pytest.mark.parametrize(

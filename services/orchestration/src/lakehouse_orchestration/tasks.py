@@ -42,7 +42,7 @@ class SilverWork(TypedDict):
     """:func:`pending_batches`' answer."""
 
     batches: list[list[str]]
-    listing: dict[str, Any]
+    listing: dict[str, Any] | None  # the listing cursor to write once every batch is done
 
 
 def pending_batches(source: str, hints: Iterable[str] = ()) -> SilverWork:
@@ -80,21 +80,17 @@ def event_keys(events: Mapping[Any, Iterable[Any]] | None) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
-def advance_listing(
-    source: str, listing: dict[str, Any] | None, batches: Sequence[list[dict[str, Any]] | None]
-) -> bool:
-    """Move the source's listing cursor once every batch of the run succeeded and nothing it
-    skipped is still pending; whether it moved (a failed batch leaves it: the next run lists again)."""
-    from lakehouse_silverizer.listing import advance, still_pending
+def advance_listing(source: str, cursor: dict[str, Any] | None, batches: Sequence[list[dict[str, Any]] | None]) -> bool:
+    """Move the source's listing cursor (``pending_batches``' ``listing``) once every batch of the
+    run succeeded and nothing it skipped is still pending; whether it moved (a failed batch
+    leaves it: the next run lists again)."""
+    from lakehouse_silverizer.listing import finish
 
-    if not listing or any(batch is None for batch in batches):
+    if any(batch is None for batch in batches):
         return False
     silverizer = _silverizer()
     skipped = [r["key"] for batch in batches for r in batch or [] if r.get("status") == "skipped"]
-    if skipped and still_pending(silverizer.lake.silver, silverizer.lake.bronze, source, skipped):
-        log.info("%s: listing cursor kept: %d skipped object(s) are still pending", source, len(skipped))
-        return False
-    return advance(silverizer.lake.silver, listing.get("cursor"))
+    return finish(silverizer.lake.silver, silverizer.lake.bronze, source, cursor, skipped)
 
 
 def _result(record: Any) -> dict[str, Any]:

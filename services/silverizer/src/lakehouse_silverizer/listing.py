@@ -112,8 +112,8 @@ class Listing:
     @property
     def upto(self) -> str | None:
         """The greatest key this listing covers: every key up to it was listed (hinted keys aside)."""
-        listed = [o.key for o in self.objects if o.key not in set(self.hinted)]
-        return max(listed, default=self.start_after)
+        hinted = set(self.hinted)
+        return max((o.key for o in self.objects if o.key not in hinted), default=self.start_after)
 
     def advanced(self) -> ListingCursor | None:
         """The cursor once every listed object is done; None when it would not change."""
@@ -124,14 +124,11 @@ class Listing:
         cursor = ListingCursor(self.source, self.prefix, upto, full_at)
         return None if cursor == self.previous else cursor
 
-    def to_dict(self) -> dict[str, Any]:
-        """What an Airflow task hands on to the task that moves the cursor (JSON-able)."""
+    def to_dict(self) -> dict[str, Any] | None:
+        """:meth:`advanced` in JSON-able form: what an Airflow task hands on to the task that
+        moves the cursor (:func:`finish`)."""
         cursor = self.advanced()
-        return {
-            "full": self.full,
-            "objects": len(self.objects),
-            "cursor": None if cursor is None else json.loads(cursor.to_json()),
-        }
+        return None if cursor is None else json.loads(cursor.to_json())
 
 
 def list_source(
@@ -176,31 +173,34 @@ def list_source(
     return listing
 
 
-def advance(silver: LayerStore, cursor: dict[str, Any] | ListingCursor | None) -> bool:
-    """Write the cursor a finished listing moved to (:meth:`Listing.advanced`, or its
-    :meth:`Listing.to_dict` form); whether one was written."""
+def finish(
+    silver: LayerStore,
+    bronze: LayerStore,
+    source: str,
+    cursor: ListingCursor | dict[str, Any] | None,
+    skipped: Sequence[str] = (),
+) -> bool:
+    """Write the cursor a finished run's listing moved to (:meth:`Listing.advanced`, or its
+    :meth:`Listing.to_dict` form), unless a key the run ``skipped`` is still pending (it changed
+    while it was processed: the next listing must find it again). Whether it was written."""
     if cursor is None:
+        return False
+    infos = [info for key in skipped if (info := bronze.stat(key)) is not None]
+    if infos and tables.pending(silver, source, infos):
+        log.info("%s: listing cursor kept: skipped object(s) are still pending", source)
         return False
     value = cursor if isinstance(cursor, ListingCursor) else ListingCursor.from_json(json.dumps(cursor).encode())
     write_cursor(silver, value)
     return True
 
 
-def still_pending(silver: LayerStore, bronze: LayerStore, source: str, keys: Sequence[str]) -> list[str]:
-    """The ``keys`` (skipped by a run) whose current bronze version is still pending: a listing
-    that skipped one of them must not move the cursor past it."""
-    infos = [info for key in keys if (info := bronze.stat(key)) is not None]
-    return [info.key for info in tables.pending(silver, source, infos)]
-
-
 __all__ = [
     "CURSOR_PREFIX",
     "Listing",
     "ListingCursor",
-    "advance",
     "cursor_key",
+    "finish",
     "list_source",
     "read_cursor",
-    "still_pending",
     "write_cursor",
 ]

@@ -50,7 +50,7 @@ from lakehouse_silverizer.exceptions import (
     NewColumnsError,
     ObjectNotPendingError,
 )
-from lakehouse_silverizer.listing import Listing, advance, list_source, still_pending
+from lakehouse_silverizer.listing import Listing, finish, list_source
 from lakehouse_silverizer.readers import Chunk, CsvReader, JsonDocumentReader, NdjsonReader, RangeSource, RawBatch
 from lakehouse_silverizer.settings import SilverizerSettings
 from lakehouse_silverizer.transform import KeySet, Prepared, convert, prepare, silver_schema
@@ -185,7 +185,9 @@ class Silverizer:
     def pending(self, source: str, listing: Listing | None = None) -> list[ObjectInfo]:
         """The source's bronze object versions whose transaction ``_load_history`` lacks: among
         ``listing``'s objects, or among all of bronze (a full listing)."""
-        objects = self.objects(source) if listing is None else listing.objects
+        return self._pending_among(source, self.objects(source) if listing is None else listing.objects)
+
+    def _pending_among(self, source: str, objects: Sequence[ObjectInfo]) -> list[ObjectInfo]:
         if not objects:
             return []
         return tables.pending(self.lake.silver, source, objects, self.committer.table(tables.LOAD_HISTORY))
@@ -195,9 +197,7 @@ class Silverizer:
         key it skipped is still pending (it changed while it was processed). Whether it moved."""
         if listing is None:
             return False
-        if summary.skipped and still_pending(self.lake.silver, self.lake.bronze, listing.source, summary.skipped):
-            return False
-        return advance(self.lake.silver, listing.advanced())
+        return finish(self.lake.silver, self.lake.bronze, listing.source, listing.advanced(), summary.skipped)
 
     # -- tables ------------------------------------------------------------------------------
     def _ensure(self, spec: TableSpec) -> None:
@@ -238,10 +238,7 @@ class Silverizer:
         self.ensure_tables()
         summary = RunSummary(source)
         listing = None if objects is not None else self.listing(source, incremental=incremental)
-        if listing is not None:
-            todo = self.pending(source, listing)
-        else:
-            todo = tables.pending(self.lake.silver, source, objects or [], self.committer.table(tables.LOAD_HISTORY))
+        todo = self._pending_among(source, listing.objects if listing is not None else objects or [])
         for batch in self.batches(todo):
             done = len(summary.entries)
             self._run_batch(source, batch, summary)
